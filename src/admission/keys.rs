@@ -1,0 +1,215 @@
+//! The per-key table.
+//!
+//! Keys are hashed once with a per-process random seed (so nobody can aim collisions at it) and
+//! stored as 64-bit digests: no allocation per key, whatever the key type. The table is split
+//! into shards, each behind its own short lock, so no lock is ever held across keys.
+//!
+//! Memory is bounded by `max_keys`. When a shard is full, a sweep first drops keys whose state
+//! is idle (indistinguishable from a new key), then, if still over 7/8 full, the least recently
+//! seen. A sweep costs O(shard) and frees at least 1/8 of it, so insertion stays O(1) amortized.
+//! Evicting a key that is not idle forgets its window: keep `max_keys` above the number of keys
+//! active within one window for exact per-key limits.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::strategy::{AnyState, AnyStrategy, RateDecision, Strategy};
+
+const MAX_SHARDS: usize = 64;
+/// Fewer shards for small tables so each shard holds a useful number of keys.
+const MIN_KEYS_PER_SHARD: usize = 16;
+
+#[derive(Debug)]
+struct Slot {
+    state: AnyState,
+    last_seen_ms: u64,
+}
+
+/// The keys are already uniformly hashed digests: hash them as they are.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Slot, BuildHasherDefault<DigestHasher>>;
+
+#[derive(Debug)]
+pub(crate) struct KeyTable {
+    shards: Box<[Mutex<Shard>]>,
+    shard_mask: u64,
+    per_shard_cap: usize,
+    hasher: foldhash::fast::RandomState,
+    evicted: AtomicU64,
+}
+
+impl KeyTable {
+    pub(crate) fn new(max_keys: usize) -> Self {
+        let max_keys = max_keys.max(1);
+        let shards = (max_keys / MIN_KEYS_PER_SHARD)
+            .clamp(1, MAX_SHARDS)
+            .next_power_of_two()
+            .min(MAX_SHARDS);
+        let shards = if shards > max_keys.max(1) { 1 } else { shards };
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_mask: shards as u64 - 1,
+            per_shard_cap: (max_keys / shards).max(1),
+            hasher: foldhash::fast::RandomState::default(),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn digest<K: Hash + ?Sized>(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, digest: u64) -> &Mutex<Shard> {
+        // The middle bits pick the shard; the map itself uses the low and high bits.
+        &self.shards[((digest >> 32) & self.shard_mask) as usize]
+    }
+
+    /// Checks (and, when allowed, consumes) one unit for `digest`.
+    pub(crate) fn check(&self, digest: u64, strategy: &AnyStrategy, now_ms: u64, cost: u64) -> RateDecision {
+        let mut shard = self.shard(digest).lock();
+        if let Some(slot) = shard.get_mut(&digest) {
+            slot.last_seen_ms = slot.last_seen_ms.max(now_ms);
+            return strategy.check(&mut slot.state, now_ms, cost);
+        }
+        let mut state = AnyState::default();
+        let decision = strategy.check(&mut state, now_ms, cost);
+        // A denied new key consumed nothing, so it need not be remembered.
+        if decision.allowed {
+            if shard.len() >= self.per_shard_cap {
+                let evicted = sweep(&mut shard, self.per_shard_cap, strategy, now_ms);
+                self.evicted.fetch_add(evicted, Ordering::Relaxed);
+            }
+            shard.insert(
+                digest,
+                Slot {
+                    state,
+                    last_seen_ms: now_ms,
+                },
+            );
+        }
+        decision
+    }
+
+    /// The same view as `check` with cost 1, consuming nothing.
+    pub(crate) fn peek(&self, digest: u64, strategy: &AnyStrategy, now_ms: u64) -> RateDecision {
+        let shard = self.shard(digest).lock();
+        match shard.get(&digest) {
+            Some(slot) => strategy.peek(&slot.state, now_ms),
+            None => strategy.peek(&AnyState::default(), now_ms),
+        }
+    }
+
+    /// Forgets one key.
+    pub(crate) fn remove(&self, digest: u64) -> bool {
+        self.shard(digest).lock().remove(&digest).is_some()
+    }
+
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().clear();
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.per_shard_cap * self.shards.len()
+    }
+
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+}
+
+/// Frees room in a full shard; returns how many keys were dropped.
+fn sweep(shard: &mut Shard, cap: usize, strategy: &AnyStrategy, now_ms: u64) -> u64 {
+    let before = shard.len();
+    shard.retain(|_, slot| !strategy.is_idle(&slot.state, now_ms));
+    let target = cap - cap / 8 - 1;
+    if shard.len() > target {
+        let mut seen: Vec<u64> = shard.values().map(|s| s.last_seen_ms).collect();
+        let excess = shard.len() - target;
+        let (_, cutoff, _) = seen.select_nth_unstable(excess - 1);
+        let cutoff = *cutoff;
+        let mut to_drop = excess;
+        shard.retain(|_, slot| {
+            if to_drop > 0 && slot.last_seen_ms <= cutoff {
+                to_drop -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+    (before - shard.len()) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::SlidingWindow;
+
+    fn window(limit: u64) -> AnyStrategy {
+        AnyStrategy::from(SlidingWindow::new(limit, 1000, 10).unwrap())
+    }
+
+    #[test]
+    fn table_never_exceeds_max_keys() {
+        let t = KeyTable::new(1000);
+        let s = window(5);
+        for i in 0..50_000u64 {
+            assert!(t.check(t.digest(&i), &s, 0, 1).allowed);
+            assert!(t.len() <= 1000);
+        }
+        assert!(t.len() <= t.capacity() && t.capacity() <= 1000);
+        assert!(t.evicted() >= 49_000);
+    }
+
+    #[test]
+    fn idle_keys_go_first() {
+        let t = KeyTable::new(16);
+        let s = window(5);
+        let hot = t.digest("hot");
+        for i in 0..15u64 {
+            t.check(t.digest(&i), &s, 0, 1);
+        }
+        // all old keys idle after their window; the hot one is fresh
+        for i in 0..5 {
+            t.check(hot, &s, 5000 + i, 1);
+        }
+        for i in 100..200u64 {
+            t.check(t.digest(&i), &s, 5005, 1);
+        }
+        assert!(!t.check(hot, &s, 5006, 1).allowed, "hot key kept its window");
+    }
+
+    #[test]
+    fn denied_new_key_is_not_stored() {
+        let t = KeyTable::new(100);
+        let s = AnyStrategy::from(SlidingWindow::new(1, 1000, 10).unwrap());
+        let d = t.check(t.digest("k"), &s, 0, 2);
+        assert!(!d.allowed);
+        assert_eq!(t.len(), 0);
+    }
+}

@@ -1,0 +1,216 @@
+//! Events: every change of the limit and every state transition, published on the throttle's
+//! broadcast channel ([`AdaptiveThrottle::subscribe`](crate::AdaptiveThrottle::subscribe)).
+//!
+//! No event is sent per request; per-request facts are counters in
+//! [`ThrottleStats`](crate::ThrottleStats).
+
+use std::time::Duration;
+
+/// Why the limit changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum ChangeReason {
+    /// Latency at or above `sla_critical`: cut by `critical_decrease_ratio`.
+    SlaCritical,
+    /// Latency at or above `sla_warning`: cut by `decrease_ratio`.
+    SlaWarning,
+    /// Latency trend rising above `gradient_up_threshold`: cut by `decrease_ratio`.
+    GradientIncrease,
+    /// Latency trend falling below `gradient_down_threshold`: the limit grows.
+    GradientDecrease,
+    /// A recovery ramp stage landed.
+    RampStage,
+    /// The recovery ramp ended and a deferred increase was applied.
+    RampCompleted,
+    /// A new configuration moved the bounds.
+    ConfigSwap,
+    /// `rollback_to_base_limit` was called.
+    Rollback,
+    /// `reset_all` was called.
+    Reset,
+}
+
+impl ChangeReason {
+    /// The snake_case name used in events, metrics and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SlaCritical => "sla_critical",
+            Self::SlaWarning => "sla_warning",
+            Self::GradientIncrease => "gradient_increase",
+            Self::GradientDecrease => "gradient_decrease",
+            Self::RampStage => "ramp_stage",
+            Self::RampCompleted => "ramp_completed",
+            Self::ConfigSwap => "config_swap",
+            Self::Rollback => "rollback",
+            Self::Reset => "reset",
+        }
+    }
+
+    /// True for the reasons the latency ladder produces (as opposed to operator actions).
+    pub const fn is_adaptive(self) -> bool {
+        matches!(
+            self,
+            Self::SlaCritical | Self::SlaWarning | Self::GradientIncrease | Self::GradientDecrease
+        )
+    }
+}
+
+impl std::fmt::Display for ChangeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the limit is frozen. Reasons are independent: the limit moves again only when all are
+/// clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FreezeReason {
+    /// The kill switch is on.
+    KillSwitch,
+    /// Emergency level 3.
+    Emergency,
+    /// An operator froze the limit.
+    Operator,
+}
+
+impl FreezeReason {
+    pub(crate) const ALL: [FreezeReason; 3] = [Self::KillSwitch, Self::Emergency, Self::Operator];
+
+    pub(crate) const fn bit(self) -> u8 {
+        match self {
+            Self::KillSwitch => 1,
+            Self::Emergency => 2,
+            Self::Operator => 4,
+        }
+    }
+
+    /// The snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::KillSwitch => "kill_switch",
+            Self::Emergency => "emergency",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+/// One change of the limit, with what triggered it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct LimitChange {
+    /// Clock time of the change.
+    pub at: Duration,
+    /// Limit before.
+    pub previous: u32,
+    /// Limit after.
+    pub new: u32,
+    /// Why.
+    pub reason: ChangeReason,
+    /// The latency statistic the ladder saw, when the ladder made the change.
+    pub rtt: Option<Duration>,
+    /// The trend the ladder saw.
+    pub gradient: f64,
+}
+
+/// Something that happened to a throttle.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum ThrottleEvent {
+    /// The limit changed.
+    LimitChanged(LimitChange),
+    /// An adjustment saw latency at or above `sla_warning` (and below `sla_critical`).
+    SlaWarning {
+        /// Clock time.
+        at: Duration,
+        /// The latency statistic.
+        rtt: Duration,
+        /// The threshold crossed.
+        threshold: Duration,
+    },
+    /// An adjustment saw latency at or above `sla_critical`.
+    SlaCritical {
+        /// Clock time.
+        at: Duration,
+        /// The latency statistic.
+        rtt: Duration,
+        /// The threshold crossed.
+        threshold: Duration,
+    },
+    /// The limit rose from its floor.
+    LimitRecovered {
+        /// Clock time.
+        at: Duration,
+        /// Limit before (at or below the floor).
+        previous: u32,
+        /// Limit after.
+        new: u32,
+        /// The latency that allowed it.
+        rtt: Option<Duration>,
+    },
+    /// A freeze reason was set.
+    Frozen {
+        /// Clock time.
+        at: Duration,
+        /// The reason set.
+        reason: FreezeReason,
+    },
+    /// A freeze reason was cleared.
+    Unfrozen {
+        /// Clock time.
+        at: Duration,
+        /// The reason cleared.
+        reason: FreezeReason,
+        /// True when no reason remains, so the limit moves again.
+        all_clear: bool,
+    },
+    /// A recovery ramp started towards `base`.
+    RampStarted {
+        /// Clock time.
+        at: Duration,
+        /// The pre-incident base the ramp climbs to.
+        base: u32,
+    },
+    /// A ramp stage landed.
+    RampStage {
+        /// Clock time.
+        at: Duration,
+        /// Stage index (0 = first).
+        stage: usize,
+        /// Fraction of the base.
+        fraction: f64,
+        /// The stage's limit.
+        limit: u32,
+    },
+    /// The ramp ended.
+    RampCompleted {
+        /// Clock time.
+        at: Duration,
+        /// The limit at the end.
+        limit: u32,
+    },
+}
+
+impl ThrottleEvent {
+    /// The snake_case kind of the event.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::LimitChanged(_) => "limit_changed",
+            Self::SlaWarning { .. } => "sla_warning",
+            Self::SlaCritical { .. } => "sla_critical",
+            Self::LimitRecovered { .. } => "limit_recovered",
+            Self::Frozen { .. } => "frozen",
+            Self::Unfrozen { .. } => "unfrozen",
+            Self::RampStarted { .. } => "ramp_started",
+            Self::RampStage { .. } => "ramp_stage",
+            Self::RampCompleted { .. } => "ramp_completed",
+        }
+    }
+}

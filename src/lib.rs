@@ -1,0 +1,64 @@
+//! An adaptive throttle for tower, axum and hyper services: a limit on admitted work that moves
+//! up and down on its own with the service's latency, so the service sheds load before it falls
+//! over instead of after.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
+//!
+//! let clock = ManualClock::new();
+//! let throttle = AdaptiveThrottle::with_clock(ThrottleConfig::default(), clock.clone());
+//!
+//! // Before the work: admit or reject.
+//! let decision = throttle.check("user_123", Tier::Standard);
+//! assert!(decision.allowed);
+//!
+//! // After the work: feed the latency back; the limit follows it.
+//! throttle.record_response(Duration::from_millis(45));
+//! clock.advance(Duration::from_millis(500));
+//! ```
+//!
+//! # How the limit moves
+//!
+//! At most once per `sample_interval`, on the response that finds the interval elapsed, the
+//! first matching rule of the ladder wins: latency at or above `sla_critical` cuts the limit by
+//! `critical_decrease_ratio`; at or above `sla_warning` by `decrease_ratio`; a rising latency
+//! trend cuts by `decrease_ratio`; a falling trend raises it; otherwise it holds. The limit stays
+//! within `[min_limit, max_limit]`. [`ThrottleConfig::baldur()`] is the Baldur Adaptive
+//! Throttle's ladder exactly; [`ThrottleConfig::default()`] is the recommended configuration,
+//! which feeds the same ladder statistics that do not drift under noise.
+//!
+//! # Layout
+//!
+//! - [`signal`]: latency samples → smoothed latency and trend.
+//! - [`control`]: the limit, the ladder, regimes, freezes, the recovery ramp (pure).
+//! - [`strategy`]: ThrottleKit-conformant rate strategies (pure).
+//! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
+//!
+//! # Features
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `serde` | `Serialize`/`Deserialize` for the config, stats and events |
+//! | `tracing` | `debug!` logs of every limit change |
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod admission;
+pub mod clock;
+pub mod config;
+pub mod control;
+mod decision;
+pub mod events;
+mod log;
+pub mod signal;
+pub mod strategy;
+mod throttle;
+mod util;
+
+pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use config::{ConfigError, ThrottleConfig, ThrottleConfigBuilder};
+pub use control::Regime;
+pub use decision::{Axis, Decision, ParseTierError, RejectReason, Tier};
+pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
+pub use throttle::{AdaptiveThrottle, ThrottleStats};
