@@ -46,6 +46,7 @@ fn main() {
         .initial_limit(300)
         .min_limit(20)
         .max_limit(1000)
+        .rate_strategy(tower_adaptive_throttle::config::RateStrategy::Gcra { burst_fraction: 0.05 })
         .build()
         .unwrap_or_else(|e| {
             eprintln!("invalid config: {e}");

@@ -62,6 +62,8 @@ struct Inner {
     total: AtomicU64,
     allowed: AtomicU64,
     rejected: AtomicU64,
+    /// Rejections a shadow-mode layer let through.
+    shadow_rejected: AtomicU64,
 }
 
 const NO_RTT: u64 = u64::MAX;
@@ -101,6 +103,7 @@ impl AdaptiveThrottle {
                 total: AtomicU64::new(0),
                 allowed: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
+                shadow_rejected: AtomicU64::new(0),
             }),
         }
     }
@@ -277,7 +280,12 @@ impl AdaptiveThrottle {
         let now = self.inner.clock.now();
         self.with_controller(|c, events| c.reset(now, events));
         self.inner.keys.clear();
-        for counter in [&self.inner.total, &self.inner.allowed, &self.inner.rejected] {
+        for counter in [
+            &self.inner.total,
+            &self.inner.allowed,
+            &self.inner.rejected,
+            &self.inner.shadow_rejected,
+        ] {
             counter.store(0, Ordering::Relaxed);
         }
     }
@@ -285,6 +293,12 @@ impl AdaptiveThrottle {
     /// Forgets one key's window. Returns whether it was tracked.
     pub fn reset<K: Hash + ?Sized>(&self, key: &K) -> bool {
         self.inner.keys.remove(self.inner.keys.digest(key))
+    }
+
+    /// Counts a request that was denied but let through because the caller only observes
+    /// (shadow mode).
+    pub fn note_shadow_rejection(&self) {
+        self.inner.shadow_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Lets every request through without counting it against the limit (Traffik's `disable`);
@@ -331,6 +345,7 @@ impl AdaptiveThrottle {
             total_requests: self.inner.total.load(Ordering::Relaxed),
             allowed_requests: self.inner.allowed.load(Ordering::Relaxed),
             rejected_requests: self.inner.rejected.load(Ordering::Relaxed),
+            shadow_rejections: self.inner.shadow_rejected.load(Ordering::Relaxed),
             active_keys: self.inner.keys.len(),
             evicted_keys: self.inner.keys.evicted(),
             max_keys: self.inner.keys.capacity(),
@@ -431,6 +446,9 @@ pub struct ThrottleStats {
     pub allowed_requests: u64,
     /// Checks rejected.
     pub rejected_requests: u64,
+    /// Rejections let through by a shadow-mode caller (see
+    /// [`note_shadow_rejection`](AdaptiveThrottle::note_shadow_rejection)).
+    pub shadow_rejections: u64,
     /// Keys tracked now.
     pub active_keys: usize,
     /// Keys evicted to stay within `max_keys`.

@@ -1,9 +1,8 @@
 //! Every rate strategy behind one enum, so per-key state can be stored without generics.
 
 use super::{
-    FixedWindow, FixedWindowState, Gcra, GcraState, RateDecision, SlidingWindow,
-    SlidingWindowLog, SlidingWindowLogState, SlidingWindowState, Strategy, TokenBucket,
-    TokenBucketState,
+    FixedWindow, FixedWindowState, Gcra, GcraState, RateDecision, SlidingWindow, SlidingWindowLog,
+    SlidingWindowLogState, SlidingWindowState, Strategy, TokenBucket, TokenBucketState,
 };
 
 /// Every rate strategy behind one enum so the throttle can store per-key state without generics.
@@ -190,7 +189,10 @@ mod tests {
         let mut direct = GcraState::default();
         let mut wrapped = AnyState::default();
         for now in [0, 0, 0, 0, 0, 0, 100, 150, 1000] {
-            assert_eq!(any.check(&mut wrapped, now, 1), gcra.check(&mut direct, now, 1));
+            assert_eq!(
+                any.check(&mut wrapped, now, 1),
+                gcra.check(&mut direct, now, 1)
+            );
             assert_eq!(any.peek(&wrapped, now), gcra.peek(&direct, now));
         }
         assert_eq!(wrapped, AnyState::Gcra(direct));

@@ -146,7 +146,13 @@ impl Strategy for FixedWindow {
 mod tests {
     use super::*;
 
-    fn decision(allowed: bool, limit: u64, remaining: u64, reset_at: u64, retry: u64) -> RateDecision {
+    fn decision(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        reset_at: u64,
+        retry: u64,
+    ) -> RateDecision {
         RateDecision {
             allowed,
             limit,

@@ -18,7 +18,9 @@
 //! The reported `limit` is the burst. A cost above the burst can never be admitted. The state is
 //! one `f64` (ThrottleKit stores the TAT as a double with 17 significant digits, which round-trips
 //! exactly), and all arithmetic is done in `f64` in ThrottleKit's order, so fractional emission
-//! intervals round exactly as ThrottleKit's do.
+//! intervals round exactly as ThrottleKit's do. Like ThrottleKit's, the arithmetic is exact for
+//! timestamps up to 2^53 ms (about 285 000 years of epoch milliseconds); beyond that a TAT step
+//! may round away, which can admit more than the rate (never a cost above the burst).
 
 use super::{ceil_u64, effective_cost, floor_u64, RateDecision, Strategy, StrategyError};
 
@@ -123,12 +125,15 @@ impl Strategy for Gcra {
 
     fn check(&self, state: &mut GcraState, now_ms: u64, cost: u64) -> RateDecision {
         let now = now_ms as f64;
-        let inc = self.interval * effective_cost(cost) as f64;
+        let cost = effective_cost(cost);
+        let inc = self.interval * cost as f64;
         // max(tat, now): jump-safe, and a cold key (TAT 0) starts at now.
         let tat = if state.tat > now { state.tat } else { now };
         let new_tat = tat + inc;
         let allow_at = new_tat - self.tolerance;
-        if now < allow_at {
+        // `cost > burst` can never succeed; explicit so that it stays denied even at timestamps
+        // beyond 2^53 ms, where adding `inc` to `tat` may round away.
+        if now < allow_at || cost > self.burst {
             let remaining = floor_u64((self.tolerance - (tat - now)) / self.interval);
             return RateDecision::deny(
                 self.burst,
@@ -170,7 +175,13 @@ impl Strategy for Gcra {
 mod tests {
     use super::*;
 
-    fn decision(allowed: bool, limit: u64, remaining: u64, reset_at: u64, retry: u64) -> RateDecision {
+    fn decision(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        reset_at: u64,
+        retry: u64,
+    ) -> RateDecision {
         RateDecision {
             allowed,
             limit,
@@ -194,7 +205,10 @@ mod tests {
         let g = Gcra::new(10, 1000, 5).unwrap();
         let mut s = GcraState::default();
         for (i, reset) in [100, 200, 300, 400, 500].into_iter().enumerate() {
-            assert_eq!(g.check(&mut s, 0, 1), decision(true, 5, 4 - i as u64, reset, 0));
+            assert_eq!(
+                g.check(&mut s, 0, 1),
+                decision(true, 5, 4 - i as u64, reset, 0)
+            );
         }
         assert_eq!(g.check(&mut s, 0, 1), decision(false, 5, 0, 500, 100));
         assert_eq!(g.check(&mut s, 100, 1), decision(true, 5, 0, 600, 0));
@@ -223,8 +237,14 @@ mod tests {
         let t0 = 1_700_000_000_000;
         assert_eq!(g.check(&mut s, t0, 1), decision(true, 10, 9, t0 + 1000, 0));
         assert_eq!(g.check(&mut s, t0, 1), decision(true, 10, 8, t0 + 2000, 0));
-        assert_eq!(g.check(&mut s, t0 + 500, 1), decision(true, 10, 7, t0 + 3000, 0));
-        assert_eq!(g.check(&mut s, t0 + 60_000, 1), decision(true, 10, 9, t0 + 61_000, 0));
+        assert_eq!(
+            g.check(&mut s, t0 + 500, 1),
+            decision(true, 10, 7, t0 + 3000, 0)
+        );
+        assert_eq!(
+            g.check(&mut s, t0 + 60_000, 1),
+            decision(true, 10, 9, t0 + 61_000, 0)
+        );
     }
 
     #[test]

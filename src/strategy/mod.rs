@@ -48,8 +48,8 @@ mod gcra;
 mod lease;
 mod sliding_window;
 mod sliding_window_log;
-mod token_budget;
 mod token_bucket;
+mod token_budget;
 
 #[cfg(test)]
 mod proptests;
@@ -62,8 +62,8 @@ pub use sliding_window::{
     SlidingWindow, SlidingWindowState, DEFAULT_BUCKETS, MAX_BUCKETS, MAX_SLIDING_WINDOW_LIMIT,
 };
 pub use sliding_window_log::{SlidingWindowLog, SlidingWindowLogState};
-pub use token_budget::{TokenBudget, TokenBudgetState};
 pub use token_bucket::{TokenBucket, TokenBucketState};
+pub use token_budget::{TokenBudget, TokenBudgetState};
 
 /// ThrottleKit's five integers: the outcome of one rate decision.
 ///
@@ -263,9 +263,12 @@ mod tests {
         assert!(StrategyError::InvalidRefillRate { rate: -1.5 }
             .to_string()
             .contains("-1.5"));
-        assert!(StrategyError::LimitTooLarge { limit: 1 << 40, max: 7 }
-            .to_string()
-            .contains(&(1u64 << 40).to_string()));
+        assert!(StrategyError::LimitTooLarge {
+            limit: 1 << 40,
+            max: 7
+        }
+        .to_string()
+        .contains(&(1u64 << 40).to_string()));
         assert!(StrategyError::ZeroWindow.to_string().contains('0'));
     }
 }

@@ -46,17 +46,33 @@ where
     for &op in ops {
         now = step(now, op);
         let peeked = strategy.peek(&state, now);
-        prop_assert_eq!(peeked.retry_after_ms == 0, peeked.allowed, "peek {:?}", peeked);
+        prop_assert_eq!(
+            peeked.retry_after_ms == 0,
+            peeked.allowed,
+            "peek {:?}",
+            peeked
+        );
         let mut probe = state.clone();
         let one = strategy.check(&mut probe, now, 1);
-        prop_assert_eq!(peeked.allowed, one.allowed, "peek {:?} vs check {:?}", peeked, one);
+        prop_assert_eq!(
+            peeked.allowed,
+            one.allowed,
+            "peek {:?} vs check {:?}",
+            peeked,
+            one
+        );
         if !peeked.allowed {
             prop_assert_eq!(peeked, one);
         }
 
         let before = state.clone();
         let decision = strategy.check(&mut state, now, op.1);
-        prop_assert_eq!(decision.retry_after_ms == 0, decision.allowed, "{:?}", decision);
+        prop_assert_eq!(
+            decision.retry_after_ms == 0,
+            decision.allowed,
+            "{:?}",
+            decision
+        );
         prop_assert!(decision.remaining <= decision.limit, "{:?}", decision);
         if !decision.allowed {
             prop_assert_eq!(&state, &before, "a denial changed the state");
@@ -82,8 +98,6 @@ fn admitted_with_limits(strategy: AnyStrategy, limits: &[u64], ops: &[Op]) -> Ve
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn gcra_keeps_the_invariants(
         limit in 1u64..50, period in 1u64..5000, burst in 1u64..20, ops in ops(400, 25, 0.1),

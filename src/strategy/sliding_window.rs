@@ -233,8 +233,7 @@ impl SlidingWindow {
         } else {
             ceil_u64((view.tick as f64 + 1.0) * w - now_ms as f64)
         };
-        let decision =
-            RateDecision::deny(self.limit, floor_u64(limit - estimate), reset_at, retry);
+        let decision = RateDecision::deny(self.limit, floor_u64(limit - estimate), reset_at, retry);
         (false, estimate, decision)
     }
 
@@ -302,7 +301,13 @@ impl Strategy for SlidingWindow {
 mod tests {
     use super::*;
 
-    fn decision(allowed: bool, limit: u64, remaining: u64, reset_at: u64, retry: u64) -> RateDecision {
+    fn decision(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        reset_at: u64,
+        retry: u64,
+    ) -> RateDecision {
         RateDecision {
             allowed,
             limit,
@@ -314,9 +319,18 @@ mod tests {
 
     #[test]
     fn sliding_window_rejects_invalid_parameters() {
-        assert_eq!(SlidingWindow::new(0, 1000, 10), Err(StrategyError::ZeroLimit));
-        assert_eq!(SlidingWindow::new(10, 0, 10), Err(StrategyError::ZeroWindow));
-        assert_eq!(SlidingWindow::new(10, 1000, 0), Err(StrategyError::ZeroBuckets));
+        assert_eq!(
+            SlidingWindow::new(0, 1000, 10),
+            Err(StrategyError::ZeroLimit)
+        );
+        assert_eq!(
+            SlidingWindow::new(10, 0, 10),
+            Err(StrategyError::ZeroWindow)
+        );
+        assert_eq!(
+            SlidingWindow::new(10, 1000, 0),
+            Err(StrategyError::ZeroBuckets)
+        );
         assert_eq!(
             SlidingWindow::new(10, 1000, MAX_BUCKETS + 1),
             Err(StrategyError::TooManyBuckets {

@@ -230,7 +230,13 @@ impl Strategy for SlidingWindowLog {
 mod tests {
     use super::*;
 
-    fn decision(allowed: bool, limit: u64, remaining: u64, reset_at: u64, retry: u64) -> RateDecision {
+    fn decision(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        reset_at: u64,
+        retry: u64,
+    ) -> RateDecision {
         RateDecision {
             allowed,
             limit,
@@ -242,7 +248,10 @@ mod tests {
 
     #[test]
     fn sliding_log_rejects_zero_parameters() {
-        assert_eq!(SlidingWindowLog::new(0, 1000), Err(StrategyError::ZeroLimit));
+        assert_eq!(
+            SlidingWindowLog::new(0, 1000),
+            Err(StrategyError::ZeroLimit)
+        );
         assert_eq!(SlidingWindowLog::new(5, 0), Err(StrategyError::ZeroWindow));
     }
 
@@ -251,7 +260,10 @@ mod tests {
         let log = SlidingWindowLog::new(5, 1000).unwrap();
         let mut s = SlidingWindowLogState::default();
         for (i, now) in [0, 100, 200, 300, 400].into_iter().enumerate() {
-            assert_eq!(log.check(&mut s, now, 1), decision(true, 5, 4 - i as u64, 1000, 0));
+            assert_eq!(
+                log.check(&mut s, now, 1),
+                decision(true, 5, 4 - i as u64, 1000, 0)
+            );
         }
         assert_eq!(log.check(&mut s, 500, 1), decision(false, 5, 0, 1000, 500));
         // The units at 0 and 100 have left at 1 100 (t + window ≤ now).
@@ -279,7 +291,10 @@ mod tests {
         assert!(s.is_empty());
         log.check(&mut s, 50, 1);
         // k clamps to the live count: the newest (only) unit.
-        assert_eq!(log.check(&mut s, 60, u64::MAX), decision(false, 5, 4, 1050, 990));
+        assert_eq!(
+            log.check(&mut s, 60, u64::MAX),
+            decision(false, 5, 4, 1050, 990)
+        );
     }
 
     #[test]
@@ -312,7 +327,10 @@ mod tests {
         log.check(&mut s, 5_000, 1);
         // Back in time: the unit at 5 000 still counts; this one is stamped at 5 000 too.
         assert!(log.check(&mut s, 3_000, 1).allowed);
-        assert_eq!(log.check(&mut s, 3_000, 1), decision(false, 2, 0, 6000, 3000));
+        assert_eq!(
+            log.check(&mut s, 3_000, 1),
+            decision(false, 2, 0, 6000, 3000)
+        );
         assert!(!log.check(&mut s, 5_999, 1).allowed);
         assert!(log.check(&mut s, 6_000, 2).allowed);
     }

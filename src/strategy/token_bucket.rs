@@ -166,9 +166,12 @@ impl Strategy for TokenBucket {
     type State = TokenBucketState;
 
     fn check(&self, state: &mut TokenBucketState, now_ms: u64, cost: u64) -> RateDecision {
-        let cost = effective_cost(cost) as f64;
+        let cost = effective_cost(cost);
+        // Explicit so that costs beyond f64's integer precision cannot round down to the capacity.
+        let fits = cost <= self.capacity;
+        let cost = cost as f64;
         let tokens = self.tokens_at(state, now_ms);
-        if tokens >= cost {
+        if fits && tokens >= cost {
             let tokens = tokens - cost;
             let last_ms = state.level.map_or(now_ms, |l| l.last_ms.max(now_ms));
             state.level = Some(Level { tokens, last_ms });
@@ -203,7 +206,13 @@ impl Strategy for TokenBucket {
 mod tests {
     use super::*;
 
-    fn decision(allowed: bool, limit: u64, remaining: u64, reset_at: u64, retry: u64) -> RateDecision {
+    fn decision(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        reset_at: u64,
+        retry: u64,
+    ) -> RateDecision {
         RateDecision {
             allowed,
             limit,
@@ -216,9 +225,19 @@ mod tests {
     #[test]
     fn token_bucket_rejects_invalid_parameters() {
         assert_eq!(TokenBucket::new(0, 5.0), Err(StrategyError::ZeroCapacity));
-        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 5e-324] {
+        for rate in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            5e-324,
+        ] {
             assert!(
-                matches!(TokenBucket::new(10, rate), Err(StrategyError::InvalidRefillRate { .. })),
+                matches!(
+                    TokenBucket::new(10, rate),
+                    Err(StrategyError::InvalidRefillRate { .. })
+                ),
                 "rate {rate} accepted"
             );
         }
@@ -238,7 +257,10 @@ mod tests {
         assert_eq!(b.check(&mut s, 0, 1), decision(false, 10, 0, 2000, 200));
         assert_eq!(b.check(&mut s, 200, 1), decision(true, 10, 0, 2200, 0));
         assert_eq!(b.check(&mut s, 1000, 5), decision(false, 10, 4, 2200, 200));
-        assert_eq!(b.check(&mut s, 10_000, 10), decision(true, 10, 0, 12_000, 0));
+        assert_eq!(
+            b.check(&mut s, 10_000, 10),
+            decision(true, 10, 0, 12_000, 0)
+        );
     }
 
     #[test]
@@ -297,7 +319,7 @@ mod tests {
         let peeked = b.peek(&s, 100);
         let mut probe = s;
         assert_eq!(peeked, b.check(&mut probe, 100, 1));
-        assert_eq!(peeked, decision(false, 10, 0, 2100, 100));
+        assert_eq!(peeked, decision(false, 10, 0, 2000, 100));
     }
 
     #[test]

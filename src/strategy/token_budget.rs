@@ -147,7 +147,13 @@ impl Strategy for TokenBudget {
 mod tests {
     use super::*;
 
-    fn decision(allowed: bool, limit: u64, remaining: u64, reset_at: u64, retry: u64) -> RateDecision {
+    fn decision(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        reset_at: u64,
+        retry: u64,
+    ) -> RateDecision {
         RateDecision {
             allowed,
             limit,
@@ -168,7 +174,10 @@ mod tests {
         let b = TokenBudget::new(5, 60_000).unwrap();
         let mut s = TokenBudgetState::default();
         for remaining in (0..5).rev() {
-            assert_eq!(b.debit(&mut s, 0, 1), decision(true, 5, remaining, 60_000, 0));
+            assert_eq!(
+                b.debit(&mut s, 0, 1),
+                decision(true, 5, remaining, 60_000, 0)
+            );
         }
         assert_eq!(b.debit(&mut s, 0, 1), decision(false, 5, 0, 60_000, 60_000));
     }
@@ -180,7 +189,10 @@ mod tests {
         assert_eq!(b.debit(&mut s, 0, 80), decision(true, 100, 20, 60_000, 0));
         assert_eq!(b.debit(&mut s, 0, 50), decision(true, 100, 0, 60_000, 0));
         assert_eq!(s.served(), 130);
-        assert_eq!(b.debit(&mut s, 0, 1), decision(false, 100, 0, 60_000, 60_000));
+        assert_eq!(
+            b.debit(&mut s, 0, 1),
+            decision(false, 100, 0, 60_000, 60_000)
+        );
     }
 
     #[test]
