@@ -1,4 +1,5 @@
 //! cargo bench --bench hot_path
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 //!
 //! Cost per request of `check` + `record_response` against governor's keyed `check_key`, on one
 //! key and on 10 000 keys, from one thread and from two. Both limiters are configured so that

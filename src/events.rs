@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::governance::{BreakerState, ErrorBudget};
+
 /// Why the limit changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -30,6 +32,18 @@ pub enum ChangeReason {
     Rollback,
     /// `reset_all` was called.
     Reset,
+    /// An emergency level started, changed or ended.
+    Emergency,
+    /// Upstream 429s started, escalated or ended.
+    Upstream429,
+    /// The error budget changed.
+    ErrorBudget,
+    /// Load shedding changed.
+    LoadShedding,
+    /// A circuit breaker changed state.
+    CircuitBreaker,
+    /// Break glass was used.
+    BreakGlass,
 }
 
 impl ChangeReason {
@@ -45,6 +59,12 @@ impl ChangeReason {
             Self::ConfigSwap => "config_swap",
             Self::Rollback => "rollback",
             Self::Reset => "reset",
+            Self::Emergency => "emergency",
+            Self::Upstream429 => "upstream_429",
+            Self::ErrorBudget => "error_budget",
+            Self::LoadShedding => "load_shedding",
+            Self::CircuitBreaker => "circuit_breaker",
+            Self::BreakGlass => "break_glass",
         }
     }
 
@@ -196,6 +216,64 @@ pub enum ThrottleEvent {
         /// The limit at the end.
         limit: u32,
     },
+    /// A circuit breaker changed state.
+    BreakerStateChanged {
+        /// Clock time.
+        at: Duration,
+        /// State before.
+        from: BreakerState,
+        /// State after.
+        to: BreakerState,
+    },
+    /// The emergency level changed.
+    EmergencyLevelChanged {
+        /// Clock time.
+        at: Duration,
+        /// Level before.
+        from: u8,
+        /// Level after.
+        to: u8,
+    },
+    /// The error budget changed.
+    ErrorBudgetChanged {
+        /// Clock time.
+        at: Duration,
+        /// State before.
+        from: ErrorBudget,
+        /// State after.
+        to: ErrorBudget,
+    },
+    /// Load shedding changed.
+    LoadSheddingChanged {
+        /// Clock time.
+        at: Duration,
+        /// Traffic percent, `None` when off.
+        traffic_percent: Option<u8>,
+    },
+    /// An upstream answered 429.
+    Upstream429 {
+        /// Clock time.
+        at: Duration,
+        /// Consecutive 429s.
+        consecutive: u32,
+    },
+    /// The upstream cooldown ended.
+    CooldownEnded {
+        /// Clock time.
+        at: Duration,
+    },
+    /// Full stop: everything is rejected until break glass.
+    FullStop {
+        /// Clock time.
+        at: Duration,
+    },
+    /// Break glass was used.
+    BreakGlass {
+        /// Clock time.
+        at: Duration,
+        /// Whether a full stop was released.
+        full_stop_released: bool,
+    },
 }
 
 impl ThrottleEvent {
@@ -211,6 +289,14 @@ impl ThrottleEvent {
             Self::RampStarted { .. } => "ramp_started",
             Self::RampStage { .. } => "ramp_stage",
             Self::RampCompleted { .. } => "ramp_completed",
+            Self::BreakerStateChanged { .. } => "breaker_state_changed",
+            Self::EmergencyLevelChanged { .. } => "emergency_level_changed",
+            Self::ErrorBudgetChanged { .. } => "error_budget_changed",
+            Self::LoadSheddingChanged { .. } => "load_shedding_changed",
+            Self::Upstream429 { .. } => "upstream_429",
+            Self::CooldownEnded { .. } => "cooldown_ended",
+            Self::FullStop { .. } => "full_stop",
+            Self::BreakGlass { .. } => "break_glass",
         }
     }
 }

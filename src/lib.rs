@@ -45,20 +45,24 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod admission;
+pub mod breaker;
 pub mod clock;
 pub mod config;
 pub mod control;
 mod decision;
 pub mod events;
+pub mod governance;
 mod log;
 pub mod signal;
 pub mod strategy;
 mod throttle;
 mod util;
 
+pub use breaker::BreakerConfig;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{ConfigError, ThrottleConfig, ThrottleConfigBuilder};
 pub use control::Regime;
 pub use decision::{Axis, Decision, ParseTierError, RejectReason, Tier};
 pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
+pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use throttle::{AdaptiveThrottle, ThrottleStats};

@@ -12,11 +12,15 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::admission::KeyTable;
+use crate::breaker::{BreakerConfig, BreakerStats};
 use crate::clock::{as_millis_u64, Clock, MonotonicClock};
 use crate::config::{RateStrategy, ThrottleConfig};
 use crate::control::{Controller, RampProgress, Regime};
 use crate::decision::{Axis, Decision, RejectReason, Tier};
 use crate::events::{FreezeReason, LimitChange, ThrottleEvent};
+use crate::governance::{
+    BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource, GovernanceState,
+};
 use crate::signal::SampleStats;
 use crate::strategy::{
     AnyStrategy, FixedWindow, Gcra, RateDecision, SlidingWindow, SlidingWindowLog, TokenBucket,
@@ -51,10 +55,16 @@ struct Inner {
     config: ArcSwap<ThrottleConfig>,
     /// Mirror of the controller's limit so `check` never takes the controller lock.
     limit: AtomicU32,
+    /// Per-tier limit (low 32 bits) and block reason code (high bits), mirrored likewise.
+    tier_limits: [AtomicU64; 3],
+    /// The governance source and when it is next due, in clock nanoseconds.
+    governance_source: Mutex<Option<Box<dyn GovernanceSource>>>,
+    governance_due_nanos: AtomicU64,
     /// Smoothed RTT in nanoseconds; `u64::MAX` before the first sample.
     rtt_nanos: AtomicU64,
     gradient_bits: AtomicU64,
-    ramp_active: AtomicBool,
+    /// Something moves with time alone (ramp, open breaker): `advance` before reading.
+    awaits_time: AtomicBool,
     disabled: AtomicBool,
     controller: Mutex<Controller>,
     keys: KeyTable,
@@ -92,9 +102,13 @@ impl AdaptiveThrottle {
             inner: Arc::new(Inner {
                 clock: Arc::new(clock),
                 limit: AtomicU32::new(controller.limit()),
+                tier_limits: Tier::ALL
+                    .map(|t| AtomicU64::new(encode_tier_limit(controller.tier_limit(t)))),
+                governance_source: Mutex::new(None),
+                governance_due_nanos: AtomicU64::new(u64::MAX),
                 rtt_nanos: AtomicU64::new(NO_RTT),
                 gradient_bits: AtomicU64::new(0f64.to_bits()),
-                ramp_active: AtomicBool::new(false),
+                awaits_time: AtomicBool::new(false),
                 disabled: AtomicBool::new(false),
                 keys: KeyTable::new(cfg.max_keys),
                 controller: Mutex::new(controller),
@@ -140,10 +154,21 @@ impl AdaptiveThrottle {
             return Decision::unlimited(tier);
         }
         let now = inner.clock.now();
-        if inner.ramp_active.load(Ordering::Acquire) {
+        self.poll_governance(now);
+        if inner.awaits_time.load(Ordering::Acquire) {
             self.with_controller(|c, events| c.advance(now, events));
         }
-        let limit = self.effective_limit(tier);
+        let limit =
+            match decode_tier_limit(inner.tier_limits[tier_index(tier)].load(Ordering::Acquire)) {
+                Ok(limit) => limit,
+                Err(reason) => {
+                    if consume {
+                        inner.total.fetch_add(1, Ordering::Relaxed);
+                        inner.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return self.blocked(reason, tier);
+                }
+            };
         let cfg = inner.config.load();
         let strategy = strategy_for(&cfg, limit);
         let now_ms = as_millis_u64(now);
@@ -164,15 +189,46 @@ impl AdaptiveThrottle {
         self.decision_from(rd, limit, tier, now_ms)
     }
 
-    fn decision_from(&self, rd: RateDecision, limit: u32, tier: Tier, now_ms: u64) -> Decision {
-        let rtt = match self.inner.rtt_nanos.load(Ordering::Relaxed) {
+    /// A denial by a governance input: nothing is consumed; retry after a sample interval (at
+    /// least a second), when the input may have changed.
+    fn blocked(&self, reason: RejectReason, tier: Tier) -> Decision {
+        let retry = self
+            .inner
+            .config
+            .load()
+            .sample_interval
+            .max(Duration::from_secs(1));
+        let mut d = Decision::unlimited(tier);
+        d.allowed = false;
+        d.limit = 0;
+        d.remaining = 0;
+        d.retry_after = retry;
+        d.reset_after = retry;
+        d.reason = Some(reason);
+        d.axis = Some(Axis::Policy);
+        d.rtt = self.smoothed_rtt();
+        d.gradient = f64::from_bits(self.inner.gradient_bits.load(Ordering::Relaxed));
+        d
+    }
+
+    fn smoothed_rtt(&self) -> Option<Duration> {
+        match self.inner.rtt_nanos.load(Ordering::Relaxed) {
             NO_RTT => None,
             n => Some(Duration::from_nanos(n)),
-        };
+        }
+    }
+
+    fn decision_from(&self, rd: RateDecision, limit: u32, tier: Tier, now_ms: u64) -> Decision {
+        let rtt = self.smoothed_rtt();
         Decision {
             allowed: rd.allowed,
             limit,
-            remaining: u32::try_from(rd.remaining).unwrap_or(u32::MAX),
+            // A denied request of cost 1 has nothing left, whatever rounding a strategy reports.
+            remaining: if rd.allowed {
+                u32::try_from(rd.remaining).unwrap_or(u32::MAX)
+            } else {
+                0
+            },
             retry_after: if rd.allowed {
                 Duration::ZERO
             } else {
@@ -198,22 +254,29 @@ impl AdaptiveThrottle {
     /// counts as a sample at least as slow as `sla_warning`, so a burst of failures lowers the
     /// limit like a burst of slow responses.
     pub fn record_overload(&self, rtt: Duration) {
-        let floor = self.inner.config.load().sla_warning;
-        self.record_response(rtt.max(floor));
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.record_overload(rtt, now, events));
     }
 
     /// The current limit (per key per window on the rate axis).
     pub fn current_limit(&self) -> u32 {
-        if self.inner.ramp_active.load(Ordering::Acquire) {
+        if self.inner.awaits_time.load(Ordering::Acquire) {
             let now = self.inner.clock.now();
             self.with_controller(|c, events| c.advance(now, events));
         }
         self.inner.limit.load(Ordering::Acquire)
     }
 
-    /// The limit a request of `tier` is checked against.
-    pub fn effective_limit(&self, _tier: Tier) -> u32 {
-        self.inner.limit.load(Ordering::Acquire)
+    /// The limit a request of `tier` is checked against now: the conservative limit, except
+    /// that critical traffic keeps the pre-reduction base during an external reduction, and
+    /// emergency tier multipliers apply. Zero when the tier is blocked outright.
+    pub fn effective_limit(&self, tier: Tier) -> u32 {
+        if self.inner.awaits_time.load(Ordering::Acquire) {
+            let now = self.inner.clock.now();
+            self.with_controller(|c, events| c.advance(now, events));
+        }
+        decode_tier_limit(self.inner.tier_limits[tier_index(tier)].load(Ordering::Acquire))
+            .unwrap_or(0)
     }
 
     /// What the throttle is doing.
@@ -317,22 +380,136 @@ impl AdaptiveThrottle {
         self.inner.disabled.load(Ordering::Relaxed)
     }
 
+    /// Engages (`true`) or releases the kill switch. Engaged, it freezes the limit where it is;
+    /// released, the limit recovers through the ramp.
+    pub fn set_kill_switch(&self, on: bool) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.set_kill_switch(on, now, events));
+    }
+
+    /// Sets the emergency level, 0 (none) to 3: caps of 80 % / 50 % of the pre-incident base /
+    /// the floor (and frozen), with per-tier multipliers. Back to 0 starts the recovery ramp.
+    pub fn set_emergency_level(&self, level: u8) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.set_emergency_level(level, now, events));
+    }
+
+    /// Releases a full stop, the emergency level and the kill switch; the limit recovers through
+    /// the ramp.
+    pub fn break_glass(&self) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.break_glass(now, events));
+    }
+
+    /// Sets the error budget state: warning caps at 80 % of the base, critical at 50 % and
+    /// rejects non-essential requests.
+    pub fn set_error_budget(&self, budget: ErrorBudget) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.set_error_budget(budget, now, events));
+    }
+
+    /// Load shedding at `traffic_percent` of capacity (cap `max_limit × p % × 1.5`), or off.
+    pub fn set_load_shedding(&self, traffic_percent: Option<u8>) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.set_load_shedding(traffic_percent, now, events));
+    }
+
+    /// A circuit breaker guarding this service changed state (for an external breaker; the
+    /// built-in one, see [`set_breaker`](Self::set_breaker), reports itself).
+    pub fn on_breaker_state(&self, state: BreakerState) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.on_breaker_state(state, now, events));
+    }
+
+    /// An upstream this service calls answered 429 for the `consecutive`-th time in a row: cap
+    /// at 80 % / 60 % / 50 % of the pre-incident base; critical traffic keeps the base.
+    pub fn on_upstream_429(&self, consecutive: u32) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.on_upstream_429(consecutive, now, events));
+    }
+
+    /// The upstream's cooldown ended: the 429 reduction ends and the ramp starts.
+    pub fn on_upstream_cooldown_end(&self) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.on_upstream_cooldown_end(now, events));
+    }
+
+    /// The min-winner of the adaptive limit and every active reduction.
+    pub fn conservative_limit(&self) -> u32 {
+        self.current_limit()
+    }
+
+    /// Governance inputs currently applied.
+    pub fn governance(&self) -> GovernanceState {
+        self.inner.controller.lock().governance()
+    }
+
+    /// Attaches the built-in circuit breaker (fed by `record_response` and `record_overload`;
+    /// three consecutive critical latencies count as a failure), or removes it with `None`.
+    pub fn set_breaker(&self, cfg: Option<BreakerConfig>) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.set_breaker(cfg, now, events));
+    }
+
+    /// Counters of the built-in breaker, if attached.
+    pub fn breaker_stats(&self) -> Option<BreakerStats> {
+        self.inner.controller.lock().breaker_stats()
+    }
+
+    /// Polls `source` lazily from `check`, at most once per its TTL (the first poll happens on
+    /// the next check), applying any difference from the throttle's state.
+    pub fn set_governance_source(&self, source: impl GovernanceSource) {
+        *self.inner.governance_source.lock() = Some(Box::new(source));
+        self.inner.governance_due_nanos.store(0, Ordering::Release);
+    }
+
+    /// Applies governance facts now (what a poll of a source does).
+    pub fn apply_governance(&self, facts: GovernanceSnapshot) {
+        let now = self.inner.clock.now();
+        self.with_controller(|c, events| c.apply_governance(facts, now, events));
+    }
+
+    fn poll_governance(&self, now: Duration) {
+        let inner = &*self.inner;
+        let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX - 1);
+        let due = inner.governance_due_nanos.load(Ordering::Acquire);
+        if now_nanos < due {
+            return;
+        }
+        // One caller polls; the others go on with the state they have.
+        let Some(source) = inner.governance_source.try_lock() else {
+            return;
+        };
+        let Some(source) = source.as_ref() else {
+            return;
+        };
+        let ttl = u64::try_from(source.ttl().as_nanos()).unwrap_or(u64::MAX);
+        inner
+            .governance_due_nanos
+            .store(now_nanos.saturating_add(ttl.max(1)), Ordering::Release);
+        let facts = source.poll();
+        self.with_controller(|c, events| c.apply_governance(facts, now, events));
+    }
+
     /// A consistent snapshot of the throttle's state and counters.
     pub fn stats(&self) -> ThrottleStats {
         let now = self.inner.clock.now();
         let cfg = self.config();
-        let (limit, base, regime, frozen, ctl, samples, ramp) = self.with_controller(|c, events| {
-            c.advance(now, events);
-            (
-                c.limit(),
-                c.base_limit(),
-                c.regime(),
-                c.freeze_reasons(),
-                c.stats(),
-                c.sample_stats(now),
-                c.ramp_progress(now),
-            )
-        });
+        let (limit, base, regime, frozen, ctl, samples, ramp, gov) =
+            self.with_controller(|c, events| {
+                c.advance(now, events);
+                (
+                    c.conservative_limit(),
+                    c.base_limit(),
+                    c.regime(),
+                    c.freeze_reasons(),
+                    c.stats(),
+                    c.sample_stats(now),
+                    c.ramp_progress(now),
+                    (c.governance(), c.breaker_stats()),
+                )
+            });
+        let (governance, breaker) = gov;
         ThrottleStats {
             current_limit: limit,
             initial_limit: cfg.initial_limit,
@@ -358,23 +535,37 @@ impl AdaptiveThrottle {
             gradient: samples.gradient,
             samples,
             ramp,
+            governance,
+            breaker,
         }
     }
 
     /// Runs `f` on the controller, then mirrors its state into the atomics the hot path reads
     /// and publishes the events it produced (after the lock is released).
-    fn with_controller<R>(&self, f: impl FnOnce(&mut Controller, &mut Vec<ThrottleEvent>) -> R) -> R {
+    fn with_controller<R>(
+        &self,
+        f: impl FnOnce(&mut Controller, &mut Vec<ThrottleEvent>) -> R,
+    ) -> R {
         let mut events = Vec::new();
         let result = {
             let mut c = self.inner.controller.lock();
             let result = f(&mut c, &mut events);
             let now = self.inner.clock.now();
             let snap = c.snapshot(now);
-            self.inner.limit.store(c.limit(), Ordering::Release);
-            self.inner.ramp_active.store(c.ramp_active(), Ordering::Release);
+            self.inner
+                .limit
+                .store(c.conservative_limit(), Ordering::Release);
+            for tier in Tier::ALL {
+                self.inner.tier_limits[tier_index(tier)]
+                    .store(encode_tier_limit(c.tier_limit(tier)), Ordering::Release);
+            }
+            self.inner
+                .awaits_time
+                .store(c.awaits_time(), Ordering::Release);
             self.inner.rtt_nanos.store(
-                snap.smoothed_rtt
-                    .map_or(NO_RTT, |d| u64::try_from(d.as_nanos()).unwrap_or(NO_RTT - 1)),
+                snap.smoothed_rtt.map_or(NO_RTT, |d| {
+                    u64::try_from(d.as_nanos()).unwrap_or(NO_RTT - 1)
+                }),
                 Ordering::Relaxed,
             );
             self.inner
@@ -399,7 +590,9 @@ fn strategy_for(cfg: &ThrottleConfig, limit: u32) -> AnyStrategy {
         RateStrategy::SlidingWindow { buckets } => {
             SlidingWindow::new(limit, window_ms, buckets).map(AnyStrategy::from)
         }
-        RateStrategy::SlidingWindowLog => SlidingWindowLog::new(limit, window_ms).map(AnyStrategy::from),
+        RateStrategy::SlidingWindowLog => {
+            SlidingWindowLog::new(limit, window_ms).map(AnyStrategy::from)
+        }
         RateStrategy::FixedWindow => FixedWindow::new(limit, window_ms).map(AnyStrategy::from),
         RateStrategy::Gcra { burst_fraction } => {
             let burst = ((limit as f64 * burst_fraction).ceil() as u64).clamp(1, limit);
@@ -473,6 +666,45 @@ pub struct ThrottleStats {
     pub samples: SampleStats,
     /// Recovery ramp progress, if active.
     pub ramp: Option<RampProgress>,
+    /// Governance inputs applied.
+    pub governance: GovernanceState,
+    /// The built-in breaker's counters, if attached.
+    pub breaker: Option<BreakerStats>,
+}
+
+fn tier_index(tier: Tier) -> usize {
+    match tier {
+        Tier::Critical => 0,
+        Tier::Standard => 1,
+        Tier::NonEssential => 2,
+    }
+}
+
+const BLOCKED_REASONS: [RejectReason; 3] = [
+    RejectReason::FullStop,
+    RejectReason::ErrorBudgetCriticalNonEssentialBlocked,
+    RejectReason::EmergencyTierBlocked,
+];
+
+fn encode_tier_limit(v: Result<u32, RejectReason>) -> u64 {
+    match v {
+        Ok(limit) => u64::from(limit),
+        Err(reason) => {
+            let code = BLOCKED_REASONS
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0) as u64
+                + 1;
+            code << 32
+        }
+    }
+}
+
+fn decode_tier_limit(v: u64) -> Result<u32, RejectReason> {
+    match (v >> 32) as usize {
+        0 => Ok(v as u32),
+        code => Err(BLOCKED_REASONS[(code - 1).min(BLOCKED_REASONS.len() - 1)]),
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ impl Replay {
         ));
     }
 
+    /// Compares one decision with its expectation; an unreadable expectation cannot be run.
     fn compare(
         &mut self,
         suite: &str,
@@ -61,8 +62,8 @@ impl Replay {
         expect: &Obj,
         got: &RateDecision,
     ) -> Result<(), CannotRun> {
-        only_keys(expect, &DECISION_FIELDS, "expect").map_err(|e| format!("{at}: {e}"))?;
-        let expected_allowed = bool_field(expect, "allowed").map_err(|e| format!("{at}: {e}"))?;
+        only_keys(expect, &DECISION_FIELDS, "expect")?;
+        let expected_allowed = bool_field(expect, "allowed")?;
         if expected_allowed != got.allowed {
             self.mismatch(suite, at, "allowed", &expected_allowed, &got.allowed);
         }
@@ -73,7 +74,7 @@ impl Replay {
             ("retryAfterMs", got.retry_after_ms),
         ];
         for (field, value) in integers {
-            let expected = u64_field(expect, field).map_err(|e| format!("{at}: {e}"))?;
+            let expected = u64_field(expect, field)?;
             if expected != value {
                 self.mismatch(suite, at, field, &expected, &value);
             }
@@ -105,13 +106,17 @@ impl Replay {
         let strategy = build_strategy(str_field(spec, "kind")?, obj_field(spec, "options")?)?;
         let mut state = AnyState::default();
         for (i, op) in array_field(suite, "ops")?.iter().enumerate() {
-            let op = as_obj(op, "op").map_err(|e| format!("op {i}: {e}"))?;
-            only_keys(op, &["now", "cost", "expect"], "op").map_err(|e| format!("op {i}: {e}"))?;
-            let now = u64_field(op, "now").map_err(|e| format!("op {i}: {e}"))?;
-            let cost = optional_u64(op, "cost", 1).map_err(|e| format!("op {i}: {e}"))?;
-            let expect = obj_field(op, "expect").map_err(|e| format!("op {i}: {e}"))?;
-            let got = strategy.check(&mut state, now, cost);
-            self.compare(name, &format!("op {i}"), expect, &got)?;
+            let at = format!("op {i}");
+            let mut step = || -> Result<(), CannotRun> {
+                let op = as_obj(op, "op")?;
+                only_keys(op, &["now", "cost", "expect"], "op")?;
+                let now = u64_field(op, "now")?;
+                let cost = optional_u64(op, "cost", 1)?;
+                let expect = obj_field(op, "expect")?;
+                let got = strategy.check(&mut state, now, cost);
+                self.compare(name, &at, expect, &got)
+            };
+            step().map_err(|e| format!("{at}: {e}"))?;
         }
         Ok(())
     }
@@ -127,31 +132,31 @@ impl Replay {
         .map_err(|e| format!("invalid options: {e}"))?;
         let mut state = TokenBudgetState::default();
         for (i, op) in array_field(suite, "ops")?.iter().enumerate() {
-            let op = as_obj(op, "op").map_err(|e| format!("op {i}: {e}"))?;
-            only_keys(op, &["now", "tokens", "expect"], "op")
-                .map_err(|e| format!("op {i}: {e}"))?;
-            let now = u64_field(op, "now").map_err(|e| format!("op {i}: {e}"))?;
-            let tokens = u64_field(op, "tokens").map_err(|e| format!("op {i}: {e}"))?;
-            let expect = obj_field(op, "expect").map_err(|e| format!("op {i}: {e}"))?;
-            let got = meter.debit(&mut state, now, tokens);
-            self.compare(name, &format!("op {i}"), expect, &got)?;
+            let at = format!("op {i}");
+            let mut step = || -> Result<(), CannotRun> {
+                let op = as_obj(op, "op")?;
+                only_keys(op, &["now", "tokens", "expect"], "op")?;
+                let now = u64_field(op, "now")?;
+                let tokens = u64_field(op, "tokens")?;
+                let expect = obj_field(op, "expect")?;
+                let got = meter.debit(&mut state, now, tokens);
+                self.compare(name, &at, expect, &got)
+            };
+            step().map_err(|e| format!("{at}: {e}"))?;
         }
         Ok(())
     }
 
     fn run_lease(&mut self, name: &str, suite: &Obj) -> Result<(), CannotRun> {
-        only_keys(
-            suite,
-            &[
-                "primitive",
-                "name",
-                "limit",
-                "ttlMs",
-                "windowCoupled",
-                "events",
-            ],
-            "suite",
-        )?;
+        let known = [
+            "primitive",
+            "name",
+            "limit",
+            "ttlMs",
+            "windowCoupled",
+            "events",
+        ];
+        only_keys(suite, &known, "suite")?;
         let limit = u64_field(suite, "limit")?;
         // `ttlMs` only dates a decision made before any grant, which cannot happen (a spender
         // without credits asks for a refresh), so it is validated but not needed.
@@ -163,59 +168,57 @@ impl Replay {
         let mut spender = LeaseSpender::new(limit, window_coupled)
             .map_err(|e| format!("invalid options: {e}"))?;
         for (i, event) in array_field(suite, "events")?.iter().enumerate() {
-            let event = as_obj(event, "event").map_err(|e| format!("event {i}: {e}"))?;
-            match str_field(event, "op").map_err(|e| format!("event {i}: {e}"))? {
-                "grant" => {
-                    only_keys(event, &["op", "capacity", "expiresAt"], "grant")
-                        .map_err(|e| format!("event {i}: {e}"))?;
-                    let capacity =
-                        u64_field(event, "capacity").map_err(|e| format!("event {i}: {e}"))?;
-                    let expires_at =
-                        u64_field(event, "expiresAt").map_err(|e| format!("event {i}: {e}"))?;
-                    spender.grant(capacity, expires_at);
-                }
-                "spend" => {
-                    only_keys(event, &["op", "now", "cost", "expect"], "spend")
-                        .map_err(|e| format!("event {i}: {e}"))?;
-                    let now = u64_field(event, "now").map_err(|e| format!("event {i}: {e}"))?;
-                    let cost =
-                        optional_u64(event, "cost", 1).map_err(|e| format!("event {i}: {e}"))?;
-                    let expect =
-                        obj_field(event, "expect").map_err(|e| format!("event {i}: {e}"))?;
-                    only_keys(expect, &["needsRefresh", "decision"], "expect")
-                        .map_err(|e| format!("event {i}: {e}"))?;
-                    let needs_refresh = bool_field(expect, "needsRefresh")
-                        .map_err(|e| format!("event {i}: {e}"))?;
-                    match (needs_refresh, spender.spend(now, cost)) {
-                        (true, LeaseSpend::NeedsRefresh) => {
-                            if expect.contains_key("decision") {
-                                return Err(format!(
-                                    "event {i}: a decision is expected alongside needsRefresh"
-                                ));
-                            }
-                            self.ops_checked += 1;
-                        }
-                        (false, LeaseSpend::Allowed(decision)) => {
-                            let expected = obj_field(expect, "decision")
-                                .map_err(|e| format!("event {i}: {e}"))?;
-                            self.compare(name, &format!("event {i}"), expected, &decision)?;
-                        }
-                        (expected, _) => {
-                            self.mismatch(
-                                name,
-                                &format!("event {i}"),
-                                "needsRefresh",
-                                &expected,
-                                &!expected,
-                            );
-                            self.ops_checked += 1;
-                        }
-                    }
-                }
-                other => return Err(format!("event {i}: unknown lease op `{other}`")),
-            }
+            let at = format!("event {i}");
+            self.lease_event(name, &at, &mut spender, event)
+                .map_err(|e| format!("{at}: {e}"))?;
         }
         Ok(())
+    }
+
+    fn lease_event(
+        &mut self,
+        name: &str,
+        at: &str,
+        spender: &mut LeaseSpender,
+        event: &Value,
+    ) -> Result<(), CannotRun> {
+        let event = as_obj(event, "event")?;
+        match str_field(event, "op")? {
+            "grant" => {
+                only_keys(event, &["op", "capacity", "expiresAt"], "grant")?;
+                spender.grant(
+                    u64_field(event, "capacity")?,
+                    u64_field(event, "expiresAt")?,
+                );
+                Ok(())
+            }
+            "spend" => {
+                only_keys(event, &["op", "now", "cost", "expect"], "spend")?;
+                let now = u64_field(event, "now")?;
+                let cost = optional_u64(event, "cost", 1)?;
+                let expect = obj_field(event, "expect")?;
+                only_keys(expect, &["needsRefresh", "decision"], "expect")?;
+                let needs_refresh = bool_field(expect, "needsRefresh")?;
+                match (needs_refresh, spender.spend(now, cost)) {
+                    (true, LeaseSpend::NeedsRefresh) => {
+                        if expect.contains_key("decision") {
+                            return Err("a decision is expected alongside needsRefresh".into());
+                        }
+                        self.ops_checked += 1;
+                        Ok(())
+                    }
+                    (false, LeaseSpend::Allowed(decision)) => {
+                        self.compare(name, at, obj_field(expect, "decision")?, &decision)
+                    }
+                    (expected, _) => {
+                        self.mismatch(name, at, "needsRefresh", &expected, &!expected);
+                        self.ops_checked += 1;
+                        Ok(())
+                    }
+                }
+            }
+            other => Err(format!("unknown lease op `{other}`")),
+        }
     }
 }
 

@@ -1,29 +1,29 @@
 //! Fixed window counter (ThrottleKit TK-006).
-//!
-//! Epoch-aligned windows of `window_ms`; each counts the units admitted in it:
-//!
-//! ```text
-//! window_start = floor(now / window_ms) · window_ms,   reset_at = window_start + window_ms
-//! count        = stored count if the stored window is the current one, else 0
-//! allow iff count + cost ≤ limit
-//!   allow: count += cost, remaining = limit − count
-//!   deny:  remaining = limit − count, retry_after = reset_at − now
-//! ```
-//!
-//! Two `u64` per key. Windows reset on hard boundaries, so a client can spend the full limit at the
-//! end of one window and again at the start of the next: up to `2 × limit` across one boundary
-//! (ThrottleKit documents the same). Use [`SlidingWindow`](super::SlidingWindow) or
-//! [`SlidingWindowLog`](super::SlidingWindowLog) for boundary-free limits.
-//!
-//! Clock jumps: if `now` falls in a window *earlier* than the stored one, the stored (newer) window
-//! keeps being used, so a backwards clock cannot re-open a spent window (ThrottleKit would count
-//! from zero there).
 
 use super::{effective_cost, window_start, RateDecision, Strategy, StrategyError};
 
 /// Fixed window: at most `limit` units per epoch-aligned window of `window_ms`.
 ///
-/// O(1) time, 16 bytes of state per key. See the [module docs](self) for the formulas.
+/// Each window counts the units admitted in it:
+///
+/// ```text
+/// window_start = floor(now / window_ms) · window_ms,   reset_at = window_start + window_ms
+/// count        = stored count if the stored window is the current one, else 0
+/// allow iff count + cost ≤ limit
+///   allow: count += cost, remaining = limit − count
+///   deny:  remaining = limit − count, retry_after = reset_at − now
+/// ```
+///
+/// Windows reset on hard boundaries, so a client can spend the full limit at the
+/// end of one window and again at the start of the next: up to `2 × limit` across one boundary
+/// (ThrottleKit documents the same). Use [`SlidingWindow`](super::SlidingWindow) or
+/// [`SlidingWindowLog`](super::SlidingWindowLog) for boundary-free limits.
+///
+/// Clock jumps: if `now` falls in a window *earlier* than the stored one, the stored (newer) window
+/// keeps being used, so a backwards clock cannot re-open a spent window (ThrottleKit would count
+/// from zero there).
+///
+/// O(1) time, 16 bytes of state per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedWindow {
     limit: u64,

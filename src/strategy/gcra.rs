@@ -1,32 +1,31 @@
 //! GCRA, the generic cell rate algorithm (ThrottleKit TK-004).
-//!
-//! `limit` requests per `period_ms` with a burst of `burst`: the emission interval is
-//! `T = period_ms / limit`, the burst tolerance `τ = T · burst`, a request of `cost` units
-//! increments the theoretical arrival time (TAT) by `T · cost`.
-//!
-//! ```text
-//! tat      = max(state, now)          // a cold key starts at now
-//! new_tat  = tat + T·cost
-//! allow_at = new_tat − τ
-//! deny  iff now < allow_at            // allowed on equality
-//!   deny:  remaining = floor((τ − (tat − now)) / T),     reset_at = ceil(tat),
-//!          retry_after = ceil(allow_at − now)
-//!   allow: state = new_tat, remaining = floor((τ − (new_tat − now)) / T),
-//!          reset_at = ceil(new_tat)
-//! ```
-//!
-//! The reported `limit` is the burst. A cost above the burst can never be admitted. The state is
-//! one `f64` (ThrottleKit stores the TAT as a double with 17 significant digits, which round-trips
-//! exactly), and all arithmetic is done in `f64` in ThrottleKit's order, so fractional emission
-//! intervals round exactly as ThrottleKit's do. Like ThrottleKit's, the arithmetic is exact for
-//! timestamps up to 2^53 ms (about 285 000 years of epoch milliseconds); beyond that a TAT step
-//! may round away, which can admit more than the rate (never a cost above the burst).
 
 use super::{ceil_u64, effective_cost, floor_u64, RateDecision, Strategy, StrategyError};
 
 /// GCRA: `limit` requests per `period_ms`, admitting bursts of up to `burst`.
 ///
-/// O(1) time, one `f64` of state per key. See the [module docs](self) for the formulas.
+/// The emission interval is `T = period_ms / limit` and the burst tolerance `τ = T · burst`; a
+/// request of `cost` units moves the theoretical arrival time (TAT) on by `T · cost`.
+///
+/// ```text
+/// tat      = max(state, now)          // a cold key starts at now
+/// new_tat  = tat + T·cost
+/// allow_at = new_tat − τ
+/// deny  iff now < allow_at            // allowed on equality
+///   deny:  remaining = floor((τ − (tat − now)) / T),     reset_at = ceil(tat),
+///          retry_after = ceil(allow_at − now)
+///   allow: state = new_tat, remaining = floor((τ − (new_tat − now)) / T),
+///          reset_at = ceil(new_tat)
+/// ```
+///
+/// The reported `limit` is the burst. A cost above the burst can never be admitted. The state is
+/// one `f64` (ThrottleKit stores the TAT as a double with 17 significant digits, which round-trips
+/// exactly), and all arithmetic is done in `f64` in ThrottleKit's order, so fractional emission
+/// intervals round exactly as ThrottleKit's do. Like ThrottleKit's, the arithmetic is exact for
+/// timestamps up to 2^53 ms (about 285 000 years of epoch milliseconds); beyond that a TAT step
+/// may round away, which can admit more than the rate (never a cost above the burst).
+///
+/// O(1) time, one `f64` of state per key.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gcra {
     limit: u64,

@@ -1,34 +1,34 @@
 //! Client-held lease spender (ThrottleKit TK-021, `LeaseSpender`).
-//!
-//! A coordinator (ThrottleKit's `Fleet.Reserve`, or the crate's own shared store) grants a client
-//! `capacity` credits valid until `expires_at`, the end of the coordinator's window. The client
-//! spends them locally without a round trip; the spender only ever subtracts:
-//!
-//! ```text
-//! grant(capacity, expires_at): credits += capacity, coupled to expires_at
-//! spend(now, cost):
-//!   window-coupled and now ≥ expires_at  →  credits = 0   (the granting window has rolled)
-//!   credits ≥ cost  →  credits −= cost,
-//!                      Allowed { limit, remaining = credits, reset_at = expires_at, retry 0 }
-//!   otherwise       →  NeedsRefresh   (never a synthesized denial: the coordinator decides)
-//! ```
-//!
-//! **Window coupling** is what makes leasing exact: credits never outlive the window that granted
-//! them, so the units admitted per window across any number of clients never exceed the
-//! coordinator's limit. Without it (carry-over mode) each client can carry up to `batch − 1`
-//! credits into the next window. The spender is a few words of memory.
-//!
-//! One refinement over ThrottleKit, in a case its vectors do not cover: in window-coupled mode a
-//! grant for a *later* window than the credits held replaces them (the coordinator has already
-//! moved on, so they belong to a closed window), and a grant for an *earlier* window than the
-//! credits held is stale and ignored. ThrottleKit adds both and moves the expiry to the newest
-//! grant, which would let leftover credits spill into the next window.
 
 use super::{effective_cost, RateDecision, StrategyError};
 
 /// Spends credits leased from a coordinator, one key per spender.
 ///
-/// Pure and synchronous: `now` is passed to every call. See the [module docs](self).
+/// A coordinator (ThrottleKit's `Fleet.Reserve`, or the crate's own shared store) grants a client
+/// `capacity` credits valid until `expires_at`, the end of the coordinator's window. The client
+/// spends them locally without a round trip; the spender only ever subtracts:
+///
+/// ```text
+/// grant(capacity, expires_at): credits += capacity, coupled to expires_at
+/// spend(now, cost):
+///   window-coupled and now ≥ expires_at  →  credits = 0   (the granting window has rolled)
+///   credits ≥ cost  →  credits −= cost,
+///                      Allowed { limit, remaining = credits, reset_at = expires_at, retry 0 }
+///   otherwise       →  NeedsRefresh   (never a synthesized denial: the coordinator decides)
+/// ```
+///
+/// **Window coupling** is what makes leasing exact: credits never outlive the window that granted
+/// them, so the units admitted per window across any number of clients never exceed the
+/// coordinator's limit. Without it (carry-over mode) each client can carry up to `batch − 1`
+/// credits into the next window. The spender is a few words of memory.
+///
+/// One refinement over ThrottleKit, in a case its vectors do not cover: in window-coupled mode a
+/// grant for a *later* window than the credits held replaces them (the coordinator has already
+/// moved on, so they belong to a closed window), and a grant for an *earlier* window than the
+/// credits held is stale and ignored. ThrottleKit adds both and moves the expiry to the newest
+/// grant, which would let leftover credits spill into the next window.
+///
+/// Pure and synchronous: `now` is passed to every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseSpender {
     limit: u64,

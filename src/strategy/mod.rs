@@ -11,7 +11,7 @@
 //! | [`Gcra`] | `T = period/limit`, `τ = T·burst`; admit iff `now ≥ max(tat, now) + T·cost − τ` | one `f64` |
 //! | [`TokenBucket`] | refill `elapsed · rate/1000` up to `capacity`; admit iff `tokens ≥ cost` | `f64` + `u64` + tag |
 //! | [`FixedWindow`] | epoch-aligned windows; admit iff `count + cost ≤ limit` | two `u64` |
-//! | [`SlidingWindow`] | `S + 1` sub-buckets; admit iff `Σ newest S + oldest·weight + cost ≤ limit` | `4·(S + 1)` bytes + `u64` |
+//! | [`SlidingWindow`] | `S + 1` sub-buckets; admit iff `Σ newest S + oldest·weight + cost ≤ limit` | `4·(S + 1)` bytes on the heap + 32 inline |
 //! | [`SlidingWindowLog`] | exact log of admitted units; admit iff `in-window + cost ≤ limit` | 16 bytes per distinct admission instant in the window |
 //! | [`TokenBudget`] | epoch-aligned meter; admit while `served < budget`, the crossing debit counts in full | two `u64` |
 //! | [`LeaseSpender`] | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
@@ -24,9 +24,10 @@
 //!
 //! - **Denials never consume.** A denied [`Strategy::check`] leaves the state untouched.
 //! - **`retry_after_ms` is `0` exactly when the decision is allowed**, and at least `1` otherwise.
-//! - **A cost of `0` is treated as `1`** (ThrottleKit's wire convention). A cost above what the
-//!   strategy can ever hold (the burst, capacity or limit) is simply denied; its `retry_after_ms` is
-//!   the strategy's usual formula and only a hint, since waiting will not help.
+//! - **A cost of `0` is treated as `1`** (ThrottleKit's wire convention). A cost above what a rate
+//!   strategy can ever hold (the burst, capacity or limit) is simply denied; its `retry_after_ms`
+//!   is the strategy's usual formula and only a hint, since waiting will not help. (The
+//!   [`TokenBudget`] meter is the exception by design: it admits the debit that crosses the budget.)
 //! - **Jump-safe clocks.** Time moving backwards never panics and never admits more: GCRA uses
 //!   `max(tat, now)`, the token bucket `max(0, now − last)` and never moves `last` backwards, and the
 //!   windowed strategies keep evaluating against the newest window they have seen. Decisions for a

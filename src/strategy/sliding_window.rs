@@ -1,34 +1,4 @@
 //! Sub-bucketed sliding window counter (ThrottleKit TK-007).
-//!
-//! The window of `window_ms` is cut into `S` sub-buckets of width `w = window_ms / S` (a float);
-//! tick `c = floor(now / w)` is the current sub-bucket. A ring of `S + 1` slots holds the counts of
-//! ticks `c − S ..= c`: the `S` newest fully, and the oldest weighted by the part of it still
-//! inside the trailing window.
-//!
-//! ```text
-//! elapsed  = now − c·w,   weight = (w − elapsed) / w            (clamped to [0, 1])
-//! estimate = Σ count(c − S + 1 ..= c) + count(c − S) · weight
-//! allow iff estimate + cost ≤ limit
-//! reset_at = ceil((c + 1)·w + window_ms)
-//!   allow: count(c) += cost, remaining = floor(limit − (estimate + cost))
-//!   deny:  remaining = floor(limit − estimate); with the excess D = estimate + cost − limit,
-//!          retry_after = ceil(D·w / oldest)       if oldest > 0 and D ≤ oldest · weight
-//!                        ceil((c + 1)·w − now)    otherwise (the next tick), at least 1
-//! ```
-//!
-//! The estimate never undercounts the `S` newest sub-buckets, so the units admitted in any `S`
-//! consecutive sub-buckets never exceed the limit; the approximation error is at most one
-//! sub-bucket. `S = 1` is the classic two-counter estimator. ThrottleKit's default is
-//! [`DEFAULT_BUCKETS`] and its cap [`MAX_BUCKETS`].
-//!
-//! Memory: the ring is a `Box<[u32]>` of `S + 1` counters allocated on a key's first admission
-//! (`4·(S + 1)` bytes, 44 for the default), plus 32 bytes inline. A running total makes a check
-//! O(1) while the key is busy, and O(min(S, ticks since the last admission)) after a pause.
-//! Counters are 32-bit, so limits are capped at [`MAX_SLIDING_WINDOW_LIMIT`].
-//!
-//! Clock jumps: when `now` falls before the newest sub-bucket already written (the clock went
-//! backwards), the newest sub-bucket stays current with the oldest at full weight, so nothing is
-//! forgotten early (ThrottleKit would read the ring as of the earlier time and could admit more).
 
 use super::{ceil_u64, effective_cost, floor_u64, RateDecision, Strategy, StrategyError};
 
@@ -44,7 +14,35 @@ pub const MAX_SLIDING_WINDOW_LIMIT: u64 = u32::MAX as u64;
 /// Sliding window: at most `limit` units in any trailing `window_ms`, estimated from `buckets`
 /// sub-buckets.
 ///
-/// See the [module docs](self) for the estimator, its error bound and its memory cost.
+/// The window of `window_ms` is cut into `S` sub-buckets of width `w = window_ms / S` (a float);
+/// tick `c = floor(now / w)` is the current sub-bucket. A ring of `S + 1` slots holds the counts of
+/// ticks `c − S ..= c`: the `S` newest fully, and the oldest weighted by the part of it still
+/// inside the trailing window.
+///
+/// ```text
+/// elapsed  = now − c·w,   weight = (w − elapsed) / w            (clamped to [0, 1])
+/// estimate = Σ count(c − S + 1 ..= c) + count(c − S) · weight
+/// allow iff estimate + cost ≤ limit
+/// reset_at = ceil((c + 1)·w + window_ms)
+///   allow: count(c) += cost, remaining = floor(limit − (estimate + cost))
+///   deny:  remaining = floor(limit − estimate); with the excess D = estimate + cost − limit,
+///          retry_after = ceil(D·w / oldest)       if oldest > 0 and D ≤ oldest · weight
+///                        ceil((c + 1)·w − now)    otherwise (the next tick), at least 1
+/// ```
+///
+/// The estimate never undercounts the `S` newest sub-buckets, so the units admitted in any `S`
+/// consecutive sub-buckets never exceed the limit; the approximation error is at most one
+/// sub-bucket. `S = 1` is the classic two-counter estimator. ThrottleKit's default is
+/// [`DEFAULT_BUCKETS`] and its cap [`MAX_BUCKETS`].
+///
+/// Memory: the ring is a `Box<[u32]>` of `S + 1` counters allocated on a key's first admission
+/// (`4·(S + 1)` bytes, 44 for the default), plus 32 bytes inline. A running total makes a check
+/// O(1) while the key is busy, and O(min(S, ticks since the last admission)) after a pause.
+/// Counters are 32-bit, so limits are capped at [`MAX_SLIDING_WINDOW_LIMIT`].
+///
+/// Clock jumps: when `now` falls before the newest sub-bucket already written (the clock went
+/// backwards), the newest sub-bucket stays current with the oldest at full weight, so nothing is
+/// forgotten early (ThrottleKit would read the ring as of the earlier time and could admit more).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SlidingWindow {
     limit: u64,

@@ -1,26 +1,4 @@
 //! Sliding window log, exact (ThrottleKit TK-008).
-//!
-//! Records when each admitted unit was admitted and counts those still inside the trailing window
-//! (a unit admitted at `t` leaves it at `t + window_ms`):
-//!
-//! ```text
-//! count = units with t + window_ms > now
-//! allow iff count + cost ≤ limit
-//!   allow: record cost units at now, remaining = limit − (count + cost),
-//!          reset_at = oldest recorded t + window_ms
-//!   deny:  remaining = limit − count, reset_at = oldest live t + window_ms (now + window_ms if none),
-//!          retry_after = (k-th oldest live t) + window_ms − now, with k = clamp(count + cost − limit, 1, count),
-//!                        or window_ms when nothing is live
-//! ```
-//!
-//! Exact: the units admitted in any window of `window_ms` never exceed the limit. Memory: units
-//! admitted at the same millisecond share one 16-byte entry, so a key holds at most
-//! `min(limit, window_ms)` entries (ThrottleKit stores one sorted-set member per unit). Use it for
-//! low limits where precision matters; [`SlidingWindow`](super::SlidingWindow) is the
-//! bounded-memory alternative.
-//!
-//! Clock jumps: admissions are recorded at `max(now, newest recorded time)`, so the log stays
-//! sorted and a backwards clock makes units expire later, never earlier.
 
 use std::collections::VecDeque;
 
@@ -28,7 +6,27 @@ use super::{effective_cost, RateDecision, Strategy, StrategyError};
 
 /// Sliding window log: at most `limit` units in any trailing `window_ms`, counted exactly.
 ///
-/// See the [module docs](self) for the rule and its memory cost.
+/// Records when each admitted unit was admitted and counts those still inside the trailing window
+/// (a unit admitted at `t` leaves it at `t + window_ms`):
+///
+/// ```text
+/// count = units with t + window_ms > now
+/// allow iff count + cost ≤ limit
+///   allow: record cost units at now, remaining = limit − (count + cost),
+///          reset_at = oldest recorded t + window_ms
+///   deny:  remaining = limit − count, reset_at = oldest live t + window_ms (now + window_ms if none),
+///          retry_after = (k-th oldest live t) + window_ms − now, with k = clamp(count + cost − limit, 1, count),
+///                        or window_ms when nothing is live
+/// ```
+///
+/// Exact: the units admitted in any window of `window_ms` never exceed the limit. Memory: units
+/// admitted at the same millisecond share one 16-byte entry, so a key holds at most
+/// `min(limit, window_ms)` entries (ThrottleKit stores one sorted-set member per unit). Use it for
+/// low limits where precision matters; [`SlidingWindow`](super::SlidingWindow) is the
+/// bounded-memory alternative.
+///
+/// Clock jumps: admissions are recorded at `max(now, newest recorded time)`, so the log stays
+/// sorted and a backwards clock makes units expire later, never earlier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindowLog {
     limit: u64,
@@ -222,7 +220,7 @@ impl Strategy for SlidingWindowLog {
         state
             .stamps
             .back()
-            .map_or(true, |newest| self.expires_at(newest) <= now_ms)
+            .is_none_or(|newest| self.expires_at(newest) <= now_ms)
     }
 }
 

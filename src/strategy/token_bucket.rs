@@ -1,29 +1,29 @@
 //! Token bucket (ThrottleKit TK-005).
-//!
-//! A bucket of `capacity` tokens, refilled continuously at `refill_per_sec`; a cold key starts
-//! full. With `rate = refill_per_sec / 1000` tokens per ms:
-//!
-//! ```text
-//! tokens = min(capacity, tokens + max(0, now − last) · rate)
-//! allow iff tokens ≥ cost
-//!   allow: tokens −= cost, remaining = floor(tokens), reset_at = now + ceil((capacity − tokens) / rate)
-//!   deny:  remaining = floor(tokens), reset_at = now + ceil((capacity − tokens) / rate),
-//!          retry_after = ceil((cost − tokens) / rate)
-//! ```
-//!
-//! The token count is fractional (`f64`) and every operation follows ThrottleKit's order, so the
-//! integers match. Per key: one `f64`, one `u64` and a tag.
-//!
-//! One deliberate difference: on an admission ThrottleKit stores `last = now` even when `now` went
-//! backwards, which lets the next forward step refill the same interval twice. Here `last` never
-//! moves backwards (`last = max(last, now)`), so a backwards clock cannot mint tokens. With a
-//! monotone clock both are identical.
 
 use super::{ceil_u64, effective_cost, floor_u64, RateDecision, Strategy, StrategyError};
 
 /// Token bucket: `capacity` tokens, refilled at `refill_per_sec` tokens per second.
 ///
-/// O(1) time, 24 bytes of state per key. See the [module docs](self) for the formulas.
+/// The bucket refills continuously and a cold key starts full. With
+/// `rate = refill_per_sec / 1000` tokens per ms:
+///
+/// ```text
+/// tokens = min(capacity, tokens + max(0, now − last) · rate)
+/// allow iff tokens ≥ cost
+///   allow: tokens −= cost, remaining = floor(tokens), reset_at = now + ceil((capacity − tokens) / rate)
+///   deny:  remaining = floor(tokens), reset_at = now + ceil((capacity − tokens) / rate),
+///          retry_after = ceil((cost − tokens) / rate)
+/// ```
+///
+/// The token count is fractional (`f64`) and every operation follows ThrottleKit's order, so the
+/// integers match.
+///
+/// One deliberate difference: on an admission ThrottleKit stores `last = now` even when `now` went
+/// backwards, which lets the next forward step refill the same interval twice. Here `last` never
+/// moves backwards (`last = max(last, now)`), so a backwards clock cannot mint tokens. With a
+/// monotone clock both are identical.
+///
+/// O(1) time, 24 bytes of state per key.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TokenBucket {
     capacity: u64,
@@ -77,9 +77,10 @@ impl TokenBucket {
             return Err(StrategyError::ZeroCapacity);
         }
         let refill_per_ms = refill_per_sec / 1000.0;
-        if !(refill_per_sec.is_finite() && refill_per_sec > 0.0)
-            || !rate_is_usable(capacity, refill_per_ms)
-        {
+        let valid = refill_per_sec.is_finite()
+            && refill_per_sec > 0.0
+            && rate_is_usable(capacity, refill_per_ms);
+        if !valid {
             return Err(StrategyError::InvalidRefillRate {
                 rate: refill_per_sec,
             });

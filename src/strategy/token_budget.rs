@@ -1,26 +1,25 @@
 //! Streaming token meter (ThrottleKit TK-023, `tokenBudget`).
-//!
-//! A budget of `budget` tokens per epoch-aligned window of `window_ms`, debited as tokens are
-//! produced (for example per chunk of a streamed LLM response):
-//!
-//! ```text
-//! window_start = floor(now / window_ms) · window_ms,   reset_at = window_start + window_ms
-//! deny iff served ≥ budget                      retry_after = reset_at − now, remaining = 0
-//! else served += tokens, allow with remaining = max(0, budget − served)
-//! ```
-//!
-//! The debit that crosses the budget counts in full and is admitted; every later debit in the
-//! window is refused. The worst-case overshoot is therefore the largest single debit − 1 (0 with
-//! per-token debits), independent of concurrency. Two `u64` per key.
-//!
-//! As with [`FixedWindow`](super::FixedWindow), a `now` that falls before the stored window (the
-//! clock went backwards) keeps the stored window in force.
 
 use super::{effective_cost, window_start, RateDecision, Strategy, StrategyError};
 
 /// Token budget: `budget` tokens per epoch-aligned window of `window_ms`.
 ///
-/// O(1) time, 16 bytes of state per key. See the [module docs](self) for the rule.
+/// Tokens are debited as they are produced (for example per chunk of a streamed LLM response):
+///
+/// ```text
+/// window_start = floor(now / window_ms) · window_ms,   reset_at = window_start + window_ms
+/// deny iff served ≥ budget                      retry_after = reset_at − now, remaining = 0
+/// else served += tokens, allow with remaining = max(0, budget − served)
+/// ```
+///
+/// The debit that crosses the budget counts in full and is admitted; every later debit in the
+/// window is refused. The worst-case overshoot is therefore the largest single debit − 1 (0 with
+/// per-token debits), independent of concurrency.
+///
+/// As with [`FixedWindow`](super::FixedWindow), a `now` that falls before the stored window (the
+/// clock went backwards) keeps the stored window in force.
+///
+/// O(1) time, 16 bytes of state per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenBudget {
     budget: u64,
