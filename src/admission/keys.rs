@@ -64,7 +64,6 @@ impl KeyTable {
             .clamp(1, MAX_SHARDS)
             .next_power_of_two()
             .min(MAX_SHARDS);
-        let shards = if shards > max_keys.max(1) { 1 } else { shards };
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             shard_mask: shards as u64 - 1,
