@@ -21,6 +21,7 @@ use crate::events::{FreezeReason, LimitChange, ThrottleEvent};
 use crate::governance::{
     BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource, GovernanceState,
 };
+use crate::registry::{RequestInfo, RuleSet};
 use crate::signal::SampleStats;
 use crate::strategy::{
     AnyStrategy, FixedWindow, Gcra, RateDecision, SlidingWindow, SlidingWindowLog, TokenBucket,
@@ -68,6 +69,7 @@ struct Inner {
     disabled: AtomicBool,
     controller: Mutex<Controller>,
     keys: KeyTable,
+    rules: ArcSwap<RuleSet>,
     events: broadcast::Sender<ThrottleEvent>,
     total: AtomicU64,
     allowed: AtomicU64,
@@ -112,6 +114,7 @@ impl AdaptiveThrottle {
                 disabled: AtomicBool::new(false),
                 keys: KeyTable::new(cfg.max_keys),
                 controller: Mutex::new(controller),
+                rules: ArcSwap::from_pointee(RuleSet::new()),
                 config: ArcSwap::new(cfg),
                 events,
                 total: AtomicU64::new(0),
@@ -362,6 +365,31 @@ impl AdaptiveThrottle {
     /// (shadow mode).
     pub fn note_shadow_rejection(&self) {
         self.inner.shadow_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether this throttle applies to a request, by its rules and bypasses (see
+    /// [`RuleSet`]). With no rules it applies everywhere.
+    pub fn applies_to(&self, req: &RequestInfo<'_>) -> bool {
+        let rules = self.inner.rules.load();
+        rules.is_empty() || rules.applies(req)
+    }
+
+    /// The rules and bypasses in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.inner.rules.load_full()
+    }
+
+    /// Replaces the rules and bypasses atomically.
+    pub fn set_rules(&self, rules: RuleSet) {
+        self.inner.rules.store(Arc::new(rules));
+    }
+
+    /// Updates the rules atomically from the current set (concurrent updates do not lose each
+    /// other's changes).
+    pub fn update_rules(&self, update: impl Fn(RuleSet) -> RuleSet) {
+        self.inner
+            .rules
+            .rcu(|current| Arc::new(update(RuleSet::clone(current))));
     }
 
     /// Lets every request through without counting it against the limit (Traffik's `disable`);
