@@ -274,6 +274,23 @@ pub enum ThrottleEvent {
         /// Whether a full stop was released.
         full_stop_released: bool,
     },
+    /// The configuration was replaced.
+    ConfigSwapped {
+        /// Clock time.
+        at: Duration,
+    },
+    /// Counters, samples, keys and governance were reset.
+    Reset {
+        /// Clock time.
+        at: Duration,
+    },
+    /// The throttle was disabled (pass-through) or enabled again.
+    EnabledChanged {
+        /// Clock time.
+        at: Duration,
+        /// Whether it now limits.
+        enabled: bool,
+    },
 }
 
 impl ThrottleEvent {
@@ -297,6 +314,9 @@ impl ThrottleEvent {
             Self::CooldownEnded { .. } => "cooldown_ended",
             Self::FullStop { .. } => "full_stop",
             Self::BreakGlass { .. } => "break_glass",
+            Self::ConfigSwapped { .. } => "config_swapped",
+            Self::Reset { .. } => "reset",
+            Self::EnabledChanged { .. } => "enabled_changed",
         }
     }
 }

@@ -45,6 +45,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod admission;
+pub mod audit;
 pub mod breaker;
 pub mod clock;
 pub mod config;

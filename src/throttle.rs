@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::admission::KeyTable;
+use crate::audit::AuditTrail;
 use crate::breaker::{BreakerConfig, BreakerStats};
 use crate::clock::{as_millis_u64, Clock, MonotonicClock};
 use crate::config::{RateStrategy, ThrottleConfig};
@@ -70,6 +71,7 @@ struct Inner {
     controller: Mutex<Controller>,
     keys: KeyTable,
     rules: ArcSwap<RuleSet>,
+    audit: AuditTrail,
     events: broadcast::Sender<ThrottleEvent>,
     total: AtomicU64,
     allowed: AtomicU64,
@@ -115,6 +117,7 @@ impl AdaptiveThrottle {
                 keys: KeyTable::new(cfg.max_keys),
                 controller: Mutex::new(controller),
                 rules: ArcSwap::from_pointee(RuleSet::new()),
+                audit: AuditTrail::default(),
                 config: ArcSwap::new(cfg),
                 events,
                 total: AtomicU64::new(0),
@@ -329,6 +332,7 @@ impl AdaptiveThrottle {
         let cfg = Arc::new(cfg);
         let old = self.with_controller(|c, events| {
             self.inner.config.store(cfg.clone());
+            events.push(ThrottleEvent::ConfigSwapped { at: now });
             c.swap_config(cfg, now, events)
         });
         Arc::unwrap_or_clone(old)
@@ -344,7 +348,10 @@ impl AdaptiveThrottle {
     /// `initial_limit`.
     pub fn reset_all(&self) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.reset(now, events));
+        self.with_controller(|c, events| {
+            events.push(ThrottleEvent::Reset { at: now });
+            c.reset(now, events)
+        });
         self.inner.keys.clear();
         for counter in [
             &self.inner.total,
@@ -365,6 +372,17 @@ impl AdaptiveThrottle {
     /// (shadow mode).
     pub fn note_shadow_rejection(&self) {
         self.inner.shadow_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The audit trail of every transition of this throttle.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.inner.audit
+    }
+
+    /// Runs `f` with `actor` recorded as the source of every audit entry it causes (for
+    /// operator actions, e.g. `t.as_actor("alice", |t| t.set_kill_switch(true))`).
+    pub fn as_actor<R>(&self, actor: &str, f: impl FnOnce(&Self) -> R) -> R {
+        crate::audit::with_actor(actor, || f(self))
     }
 
     /// Whether this throttle applies to a request, by its rules and bypasses (see
@@ -395,12 +413,22 @@ impl AdaptiveThrottle {
     /// Lets every request through without counting it against the limit (Traffik's `disable`);
     /// samples are still recorded. Distinct from a freeze, which keeps limiting.
     pub fn disable(&self) {
-        self.inner.disabled.store(true, Ordering::Relaxed);
+        self.set_enabled(false);
+    }
+
+    fn set_enabled(&self, enabled: bool) {
+        let was_disabled = self.inner.disabled.swap(!enabled, Ordering::Relaxed);
+        if was_disabled == enabled {
+            let at = self.inner.clock.now();
+            self.with_controller(|_, events| {
+                events.push(ThrottleEvent::EnabledChanged { at, enabled })
+            });
+        }
     }
 
     /// Undoes [`disable`](Self::disable).
     pub fn enable(&self) {
-        self.inner.disabled.store(false, Ordering::Relaxed);
+        self.set_enabled(true);
     }
 
     /// Whether the throttle is disabled.
@@ -603,6 +631,7 @@ impl AdaptiveThrottle {
         };
         for event in events {
             crate::log::event(&event);
+            self.inner.audit.record_event(&event);
             // No receiver is not an error: events are optional to observe.
             let _ = self.inner.events.send(event);
         }
