@@ -101,6 +101,16 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason.
+    pub const ALL: [RejectReason; 6] = [
+        Self::RateLimitExceeded,
+        Self::ConcurrencyLimitExceeded,
+        Self::BudgetExhausted,
+        Self::ErrorBudgetCriticalNonEssentialBlocked,
+        Self::EmergencyTierBlocked,
+        Self::FullStop,
+    ];
+
     /// The snake_case name used in bodies, metrics and logs.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -47,6 +47,25 @@ pub enum ChangeReason {
 }
 
 impl ChangeReason {
+    /// Every reason.
+    pub const ALL: [ChangeReason; 15] = [
+        Self::SlaCritical,
+        Self::SlaWarning,
+        Self::GradientIncrease,
+        Self::GradientDecrease,
+        Self::RampStage,
+        Self::RampCompleted,
+        Self::ConfigSwap,
+        Self::Rollback,
+        Self::Reset,
+        Self::Emergency,
+        Self::Upstream429,
+        Self::ErrorBudget,
+        Self::LoadShedding,
+        Self::CircuitBreaker,
+        Self::BreakGlass,
+    ];
+
     /// The snake_case name used in events, metrics and logs.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -50,10 +50,13 @@ pub mod breaker;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod counters;
 mod decision;
 pub mod events;
 pub mod governance;
 mod log;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod registry;
 pub mod signal;
 pub mod strategy;

@@ -17,6 +17,7 @@ use crate::breaker::{BreakerConfig, BreakerStats};
 use crate::clock::{as_millis_u64, Clock, MonotonicClock};
 use crate::config::{RateStrategy, ThrottleConfig};
 use crate::control::{Controller, RampProgress, Regime};
+use crate::counters::{tier_index, CounterSnapshot, Counters};
 use crate::decision::{Axis, Decision, RejectReason, Tier};
 use crate::events::{FreezeReason, LimitChange, ThrottleEvent};
 use crate::governance::{
@@ -72,6 +73,7 @@ struct Inner {
     keys: KeyTable,
     rules: ArcSwap<RuleSet>,
     audit: AuditTrail,
+    counters: Counters,
     events: broadcast::Sender<ThrottleEvent>,
     total: AtomicU64,
     allowed: AtomicU64,
@@ -118,6 +120,7 @@ impl AdaptiveThrottle {
                 controller: Mutex::new(controller),
                 rules: ArcSwap::from_pointee(RuleSet::new()),
                 audit: AuditTrail::default(),
+                counters: Counters::default(),
                 config: ArcSwap::new(cfg),
                 events,
                 total: AtomicU64::new(0),
@@ -171,6 +174,7 @@ impl AdaptiveThrottle {
                     if consume {
                         inner.total.fetch_add(1, Ordering::Relaxed);
                         inner.rejected.fetch_add(1, Ordering::Relaxed);
+                        inner.counters.decision(tier, false, Some(reason));
                     }
                     return self.blocked(reason, tier);
                 }
@@ -191,6 +195,11 @@ impl AdaptiveThrottle {
                 &inner.rejected
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            inner.counters.decision(
+                tier,
+                rd.allowed,
+                (!rd.allowed).then_some(RejectReason::RateLimitExceeded),
+            );
         }
         self.decision_from(rd, limit, tier, now_ms)
     }
@@ -252,6 +261,7 @@ impl AdaptiveThrottle {
     /// Feeds the latency of one completed request. Every sample reaches the signal; at most once
     /// per `sample_interval` the ladder runs and may move the limit.
     pub fn record_response(&self, rtt: Duration) {
+        self.inner.counters.rtt(rtt);
         let now = self.inner.clock.now();
         self.with_controller(|c, events| c.record(rtt, now, events));
     }
@@ -260,6 +270,7 @@ impl AdaptiveThrottle {
     /// counts as a sample at least as slow as `sla_warning`, so a burst of failures lowers the
     /// limit like a burst of slow responses.
     pub fn record_overload(&self, rtt: Duration) {
+        self.inner.counters.rtt(rtt);
         let now = self.inner.clock.now();
         self.with_controller(|c, events| c.record_overload(rtt, now, events));
     }
@@ -361,6 +372,7 @@ impl AdaptiveThrottle {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.inner.counters.reset();
     }
 
     /// Forgets one key's window. Returns whether it was tracked.
@@ -372,6 +384,12 @@ impl AdaptiveThrottle {
     /// (shadow mode).
     pub fn note_shadow_rejection(&self) {
         self.inner.shadow_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Per-request counters: requests by tier and result, rejections by reason, the latency
+    /// histogram, limit changes by direction and trigger.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.counters.snapshot()
     }
 
     /// The audit trail of every transition of this throttle.
@@ -629,6 +647,7 @@ impl AdaptiveThrottle {
                 .store(snap.gradient.to_bits(), Ordering::Relaxed);
             result
         };
+        self.inner.counters.events(&events);
         for event in events {
             crate::log::event(&event);
             self.inner.audit.record_event(&event);
@@ -727,14 +746,6 @@ pub struct ThrottleStats {
     pub governance: GovernanceState,
     /// The built-in breaker's counters, if attached.
     pub breaker: Option<BreakerStats>,
-}
-
-fn tier_index(tier: Tier) -> usize {
-    match tier {
-        Tier::Critical => 0,
-        Tier::Standard => 1,
-        Tier::NonEssential => 2,
-    }
 }
 
 const BLOCKED_REASONS: [RejectReason; 3] = [
