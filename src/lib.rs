@@ -44,6 +44,8 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "axum")]
+pub mod admin;
 mod admission;
 pub mod audit;
 pub mod breaker;

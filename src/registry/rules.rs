@@ -34,7 +34,7 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    /// Compiles `pattern` (see the [module docs](self)).
+    /// Compiles `pattern`: `*` matches one segment, `**` any number, anything else literally.
     pub fn new(pattern: &str) -> Self {
         let segments = split(pattern)
             .map(|s| match s {

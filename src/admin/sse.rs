@@ -1,0 +1,109 @@
+//! `GET /events`: server-sent events of every throttle (or one, with `?throttle=name`).
+//!
+//! Two kinds of message: `throttle` — a `ThrottleEvent` as it happens, with the throttle's
+//! name — and `tick` — a snapshot every tick interval (limit, smoothed latency, gradient, regime,
+//! ramp, request totals) from which a client derives rates.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::json::to_ms;
+use super::Shared;
+
+#[derive(Deserialize)]
+pub(super) struct EventsQuery {
+    throttle: Option<String>,
+}
+
+/// Events queued per client before the slowest are dropped (the stream then says so).
+const CLIENT_QUEUE: usize = 1024;
+
+pub(super) async fn events(
+    State(s): State<Shared>,
+    Query(q): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let throttles: Vec<_> = s
+        .registry
+        .list()
+        .into_iter()
+        .filter(|(name, _)| q.throttle.as_deref().is_none_or(|only| only == name))
+        .collect();
+    let (tx, rx) = mpsc::channel::<Event>(CLIENT_QUEUE);
+    for (name, t) in &throttles {
+        let mut events = t.subscribe();
+        let tx = tx.clone();
+        let name = name.clone();
+        // Ends when the client goes away (send fails) or the throttle is dropped.
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => {
+                        let body = to_ms(json!({
+                            "throttle": name,
+                            "kind": e.kind(),
+                            "event": serde_json::to_value(&e).unwrap_or(Value::Null),
+                        }));
+                        Event::default().event("throttle").data(body.to_string())
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
+                        .event("lagged")
+                        .data(json!({ "throttle": name, "missed": n }).to_string()),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let tick = s.tick;
+    let snapshot_of = Arc::new(throttles);
+    let state = (rx, tokio::time::interval(tick), snapshot_of);
+    let stream =
+        futures_util::stream::unfold(state, |(mut rx, mut interval, throttles)| async move {
+            let event = tokio::select! {
+                biased;
+                Some(event) = rx.recv() => event,
+                _ = interval.tick() => tick_event(&throttles),
+            };
+            Some((Ok(event), (rx, interval, throttles)))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+fn tick_event(throttles: &[(String, crate::AdaptiveThrottle)]) -> Event {
+    let snapshots: Vec<Value> = throttles
+        .iter()
+        .map(|(name, t)| {
+            let s = t.stats();
+            json!({
+                "throttle": name,
+                "limit": s.current_limit,
+                "smoothed_rtt_ms": s.smoothed_rtt.map(|d| d.as_secs_f64() * 1000.0),
+                "gradient": s.gradient,
+                "regime": s.regime.as_str(),
+                "ramp": s.ramp.map(|r| json!({
+                    "stages_applied": r.stages_applied,
+                    "stages": r.stages,
+                    "fraction": r.fraction,
+                    "next_in_ms": r.next_in.as_secs_f64() * 1000.0,
+                })),
+                "allowed_total": s.allowed_requests,
+                "rejected_total": s.rejected_requests,
+                "emergency_level": s.governance.emergency_level,
+                "breaker": s.governance.breaker.as_str(),
+            })
+        })
+        .collect();
+    Event::default()
+        .event("tick")
+        .data(Value::Array(snapshots).to_string())
+}

@@ -1,0 +1,228 @@
+//! The admin router: JSON shapes, authorisation, audited mutations, the event stream.
+#![cfg(feature = "axum")]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use tower_adaptive_throttle::admin::{self, AdminOptions};
+use tower_adaptive_throttle::audit::AuditSource;
+use tower_adaptive_throttle::{AdaptiveThrottle, ThrottleConfig, ThrottleRegistry};
+
+const TOKEN: &str = "test-token";
+
+fn setup() -> (ThrottleRegistry, AdaptiveThrottle) {
+    let registry = ThrottleRegistry::new();
+    let t = AdaptiveThrottle::new(ThrottleConfig::baldur());
+    registry.register("api", t.clone());
+    (registry, t)
+}
+
+async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post(uri: &str, token: Option<&str>, body: &str) -> Request<Body> {
+    let mut b = Request::post(uri)
+        .header("content-type", "application/json")
+        .header("x-throttle-actor", "alice");
+    if let Some(token) = token {
+        b = b.header("authorization", format!("Bearer {token}"));
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn stats_json_shapes() {
+    let (registry, t) = setup();
+    t.record_response(Duration::from_millis(600));
+    let app = admin::router(registry);
+    let (status, list) = call(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["name"], "api");
+    assert_eq!(list[0]["stats"]["current_limit"], 70);
+    assert_eq!(list[0]["stats"]["regime"], "throttling");
+    assert_eq!(list[0]["stats"]["smoothed_rtt"], 600.0, "durations in ms");
+    let (status, one) = call(&app, get("/api")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["stats"]["last_change"]["reason"], "sla_critical");
+    assert_eq!(one["stats"]["governance"]["breaker"], "closed");
+    assert!(one["counters"]["rtt"]["count"].as_u64() == Some(1));
+    let (status, audit) = call(&app, get("/api/audit?limit=5")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"]["type"] == "limit_changed"));
+    let (status, _) = call(&app, get("/missing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_and_console_are_served() {
+    let (registry, _t) = setup();
+    let app = admin::router(registry);
+    let res = app.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        text.contains("throttle_limit{throttle=\"api\"} 100"),
+        "{text}"
+    );
+    let res = app.oneshot(get("/console")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(html.contains("<svg id=\"chart\""));
+    assert!(
+        !html.contains("http://") || html.contains("http://www.w3.org/2000/svg"),
+        "no external resources"
+    );
+}
+
+#[tokio::test]
+async fn mutations_need_a_configured_token() {
+    let (registry, t) = setup();
+    // No token configured: operator routes refuse everyone.
+    let app = admin::router(registry.clone());
+    let (status, body) = call(
+        &app,
+        post("/api/kill-switch", Some(TOKEN), r#"{"on":true}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("no bearer token"));
+    assert!(!t.governance().kill_switch);
+    // Token configured: wrong or missing tokens are refused, the right one accepted.
+    let app = AdminOptions::new(registry).bearer_token(TOKEN).router();
+    for bad in [None, Some("wrong"), Some("test-token-longer")] {
+        let (status, _) = call(&app, post("/api/kill-switch", bad, r#"{"on":true}"#)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}");
+    }
+    let (status, _) = call(&app, get("/api/keys/user-1")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "per-key status is protected too"
+    );
+    let (status, body) = call(
+        &app,
+        post("/api/kill-switch", Some(TOKEN), r#"{"on":true}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["stats"]["regime"], "frozen");
+    assert!(t.governance().kill_switch);
+}
+
+#[tokio::test]
+async fn mutations_take_effect_and_are_audited_with_their_actor() {
+    let (registry, t) = setup();
+    let app = AdminOptions::new(registry).bearer_token(TOKEN).router();
+    let (status, _) = call(&app, post("/api/emergency", Some(TOKEN), r#"{"level":2}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t.current_limit(), 50);
+    let (status, body) = call(&app, post("/api/emergency", Some(TOKEN), r#"{"level":7}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("got 7"));
+    let (status, _) = call(&app, post("/api/disable", Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(t.is_disabled());
+    let (status, _) = call(&app, post("/api/enable", Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    let cfg = r#"{"initial_limit": 80, "min_limit": 20, "max_limit": 400}"#;
+    let req = Request::put("/api/config")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("x-throttle-actor", "bob")
+        .body(Body::from(cfg))
+        .unwrap();
+    let (status, _) = call(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t.config().max_limit(), 400);
+    let bad = Request::put("/api/config")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::from(r#"{"min_limit": 0}"#))
+        .unwrap();
+    let (status, body) = call(&app, bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"].as_str().unwrap().contains("min_limit"),
+        "{body}"
+    );
+    let (status, _) = call(&app, post("/api/rollback", Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t.governance().emergency_level, 0);
+
+    let entries = t.audit().recent(100);
+    let source_of = |kind: &str| {
+        entries
+            .iter()
+            .find(|e| e.event.kind() == kind)
+            .map(|e| e.source.clone())
+    };
+    assert_eq!(
+        source_of("emergency_level_changed"),
+        Some(AuditSource::Operator("alice".into()))
+    );
+    assert_eq!(
+        source_of("enabled_changed"),
+        Some(AuditSource::Operator("alice".into()))
+    );
+    assert_eq!(
+        source_of("config_swapped"),
+        Some(AuditSource::Operator("bob".into()))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn event_stream_delivers_a_limit_change_within_one_sample_interval() {
+    let (registry, t) = setup();
+    let app = admin::router(registry);
+    let res = app.oneshot(get("/events")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    // The first message is a tick snapshot.
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let first = String::from_utf8_lossy(&first).to_string();
+    assert!(
+        first.contains("event: tick") && first.contains("\"limit\":100"),
+        "{first}"
+    );
+
+    let started = tokio::time::Instant::now();
+    t.record_response(Duration::from_millis(600));
+    let deadline = t.config().sample_interval();
+    let found = tokio::time::timeout(deadline, async {
+        loop {
+            let frame = body.frame().await.unwrap().unwrap();
+            let text = String::from_utf8_lossy(frame.data_ref().unwrap()).to_string();
+            if text.contains("event: throttle") && text.contains("limit_changed") {
+                return text;
+            }
+        }
+    })
+    .await
+    .expect("a limit change within one sample interval");
+    assert!(
+        found.contains("\"new\":70") && found.contains("\"throttle\":\"api\""),
+        "{found}"
+    );
+    assert!(started.elapsed() <= deadline);
+}
