@@ -183,8 +183,17 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn console() -> Html<&'static str> {
-    Html(CONSOLE_HTML)
+async fn console(State(s): State<Shared>) -> Html<String> {
+    let state = Value::Array(
+        s.registry
+            .list()
+            .iter()
+            .map(|(name, t)| json::throttle(name, t))
+            .collect(),
+    );
+    // Embedded in a <script> element: `</` must not end it early.
+    let state = state.to_string().replace("</", "<\\/");
+    Html(CONSOLE_HTML.replacen("/*INITIAL_STATE*/[]", &state, 1))
 }
 
 /// Why an operator request was refused.
