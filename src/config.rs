@@ -16,6 +16,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::concurrency::ConcurrencyConfig;
+
 /// Baldur's initial limit.
 pub const DEFAULT_INITIAL_LIMIT: u32 = 100;
 /// Baldur's floor.
@@ -206,6 +208,8 @@ pub struct ThrottleConfig {
     pub(crate) rate_strategy: RateStrategy,
     pub(crate) max_keys: usize,
     pub(crate) event_capacity: usize,
+    /// The concurrency axis (capacity guard); `None` turns it off.
+    pub(crate) concurrency: Option<ConcurrencyConfig>,
 }
 
 impl Default for ThrottleConfig {
@@ -290,6 +294,7 @@ impl ThrottleConfig {
             },
             max_keys: DEFAULT_MAX_KEYS,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            concurrency: None,
         }
     }
 
@@ -426,6 +431,9 @@ impl ThrottleConfig {
                 name: "event_capacity",
             });
         }
+        if let Some(c) = &self.concurrency {
+            c.validate()?;
+        }
         Ok(())
     }
 
@@ -529,6 +537,10 @@ impl ThrottleConfig {
     pub fn event_capacity(&self) -> usize {
         self.event_capacity
     }
+    /// The concurrency axis, if on.
+    pub fn concurrency(&self) -> Option<&ConcurrencyConfig> {
+        self.concurrency.as_ref()
+    }
 
     pub(crate) fn clamp(&self, limit: u64) -> u32 {
         let clamped = limit.clamp(u64::from(self.min_limit), u64::from(self.max_limit));
@@ -554,14 +566,14 @@ impl<'de> serde::Deserialize<'de> for ThrottleConfig {
 
 /// Integer milliseconds for durations in serialised configs.
 #[cfg(feature = "serde")]
-mod duration_ms {
+pub(crate) mod duration_ms {
     use std::time::Duration;
 
-    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = <u64 as serde::Deserialize>::deserialize(d)?;
         Ok(Duration::from_millis(ms))
     }
@@ -638,6 +650,18 @@ impl ThrottleConfigBuilder {
     /// non-empty, strictly increasing, each in `(0, 1]`.
     pub fn recovery_stages(mut self, stages: &[f64]) -> Self {
         self.cfg.recovery_stages = stages.to_vec();
+        self
+    }
+
+    /// Turns the concurrency axis on with `cfg` (see [`crate::concurrency`]).
+    pub fn concurrency(mut self, cfg: ConcurrencyConfig) -> Self {
+        self.cfg.concurrency = Some(cfg);
+        self
+    }
+
+    /// Turns the concurrency axis off (the rate axis alone guards the service).
+    pub fn without_concurrency(mut self) -> Self {
+        self.cfg.concurrency = None;
         self
     }
 
@@ -741,6 +765,40 @@ pub enum ConfigError {
         /// The setting.
         name: &'static str,
     },
+    /// The concurrency limits are not ordered `1 ≤ min ≤ initial ≤ max`.
+    ConcurrencyLimitsOutOfOrder {
+        /// Concurrency `min_limit`.
+        min: u32,
+        /// Concurrency `initial_limit`.
+        initial: u32,
+        /// Concurrency `max_limit`.
+        max: u32,
+    },
+    /// A concurrency-algorithm value is outside its range.
+    ConcurrencyValueOutOfRange {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// The allowed range.
+        range: &'static str,
+    },
+    /// The concurrency aggregation window's bounds are inverted.
+    ConcurrencyWindowsOutOfOrder {
+        /// `min_window`.
+        min_window: Duration,
+        /// `max_window`.
+        max_window: Duration,
+    },
+    /// Tier shares must each be in `(0, 1]` and not increase from critical to non-essential.
+    InvalidTierShares {
+        /// Critical share.
+        critical: f64,
+        /// Standard share.
+        standard: f64,
+        /// Non-essential share.
+        non_essential: f64,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -784,6 +842,28 @@ impl fmt::Display for ConfigError {
                 "sliding-window buckets must be between 1 and min(window in ms, 100000), got buckets={buckets} for window={window:?}"
             ),
             Self::ZeroCapacity { name } => write!(f, "{name} must be at least 1, got 0"),
+            Self::ConcurrencyLimitsOutOfOrder { min, initial, max } => write!(
+                f,
+                "concurrency limits must satisfy 1 <= min_limit <= initial_limit <= max_limit, got min_limit={min}, initial_limit={initial}, max_limit={max}"
+            ),
+            Self::ConcurrencyValueOutOfRange { name, value, range } => {
+                write!(f, "concurrency {name} must be in {range}, got {value}")
+            }
+            Self::ConcurrencyWindowsOutOfOrder {
+                min_window,
+                max_window,
+            } => write!(
+                f,
+                "concurrency max_window must be at least min_window, got min_window={min_window:?}, max_window={max_window:?}"
+            ),
+            Self::InvalidTierShares {
+                critical,
+                standard,
+                non_essential,
+            } => write!(
+                f,
+                "tier shares must be in (0, 1] with critical >= standard >= non_essential, got critical={critical}, standard={standard}, non_essential={non_essential}"
+            ),
         }
     }
 }

@@ -33,6 +33,8 @@
 //! - [`signal`]: latency samples → smoothed latency and trend.
 //! - [`control`]: the limit, the ladder, regimes, freezes, the recovery ramp (pure).
 //! - [`strategy`]: ThrottleKit-conformant rate strategies (pure).
+//! - [`concurrency`]: the adaptive in-flight limit (Gradient2, AIMD) and its RAII permit.
+//! - [`sim`]: a deterministic virtual-time simulator that measures control quality.
 //! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
 //!
 //! # Features
@@ -46,17 +48,20 @@
 
 mod admission;
 pub mod clock;
+pub mod concurrency;
 pub mod config;
 pub mod control;
 mod decision;
 pub mod events;
 mod log;
 pub mod signal;
+pub mod sim;
 pub mod strategy;
 mod throttle;
 mod util;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use concurrency::{ConcurrencyConfig, ConcurrencyPermit, Outcome};
 pub use config::{ConfigError, ThrottleConfig, ThrottleConfigBuilder};
 pub use control::Regime;
 pub use decision::{Axis, Decision, ParseTierError, RejectReason, Tier};
