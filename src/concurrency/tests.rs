@@ -130,7 +130,7 @@ fn windowed_updates_once_per_window_with_the_mean_rtt() {
         clock.advance(ms(30));
         held.into_iter().for_each(ConcurrencyPermit::success);
     }
-    // The window opens with the first sample (30 ms); the first sample at 130 ms closes it:
+    // The window opens with the first sample (30 ms); the first sample at 150 ms closes it:
     // one update with mean 30 ms, 20 → 20.8.
     let s = l.stats();
     assert_eq!((s.samples, s.updates), (50, 1));
