@@ -43,7 +43,7 @@ fn main() {
                     b.offered,
                     b.rejected,
                     b.good,
-                    b.p99.map_or(0, |p| p.as_millis()),
+                    b.p99_1s.map_or(0, |p| p.as_millis()),
                     b.rate_limit.map_or(-1, i64::from),
                     b.concurrency_limit.map_or(-1, i64::from),
                     b.inflight

@@ -64,6 +64,15 @@ pub const DEFAULT_SLA_PERCENTILE: f64 = 0.9;
 pub const DEFAULT_LONG_BASELINE_SMOOTHING: f64 = 0.1;
 /// Fraction of the limit added on a falling trend in the recommended config.
 pub const DEFAULT_PROPORTIONAL_INCREASE: f64 = 0.05;
+/// Largest rise of the no-load baseline per interval in the recommended config (1 %: a lasting
+/// shift is accepted within about a minute, queueing the throttle causes is not).
+pub const DEFAULT_BASELINE_RISE: f64 = 0.01;
+/// Recommended config: cut when the interval mean is more than this far above no-load (+100 %).
+pub const DEFAULT_NOLOAD_UP_THRESHOLD: f64 = 2.0;
+/// Recommended config: grow when the interval mean is less than this far above no-load (+50 %).
+pub const DEFAULT_NOLOAD_DOWN_THRESHOLD: f64 = 1.0;
+/// Recommended config: GCRA burst as a fraction of the limit.
+pub const DEFAULT_GCRA_BURST_FRACTION: f64 = 0.05;
 /// Most samples kept per sample interval for percentiles (a uniform reservoir beyond it).
 pub const DEFAULT_INTERVAL_SAMPLE_CAPACITY: usize = 1024;
 
@@ -96,6 +105,17 @@ pub enum TrendEstimator {
     LongShortBaseline {
         /// Weight of each new interval mean in the long baseline.
         long_smoothing: f64,
+    },
+    /// Relative distance of this interval's mean latency from a no-load baseline: the baseline
+    /// drops at once to any lower interval mean and otherwise rises by at most `rise_per_interval`
+    /// (a fraction, in `[0, 1)`) per interval, so queueing the throttle causes does not become
+    /// the new normal within seconds, while a lasting shift (a slower dependency) is accepted
+    /// within a minute. The trend is then "how much queueing", not "did it just change", so the
+    /// thresholds are distances from no-load (e.g. cut above +100 %, grow below +50 %) and a
+    /// flat latency near no-load keeps growing the limit: no drift towards the floor.
+    NoLoadBaseline {
+        /// Largest relative rise of the baseline per interval.
+        rise_per_interval: f64,
     },
 }
 
@@ -206,6 +226,9 @@ pub struct ThrottleConfig {
     pub(crate) increase_sizing: IncreaseSizing,
     pub(crate) signal: SignalKind,
     pub(crate) rate_strategy: RateStrategy,
+    /// Ignore, for the ladder, samples of requests admitted before the latest change of the
+    /// limit (they describe the old limit).
+    pub(crate) skip_stale_samples: bool,
     pub(crate) max_keys: usize,
     pub(crate) event_capacity: usize,
     /// The concurrency axis (capacity guard); `None` turns it off.
@@ -231,10 +254,17 @@ impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
             sla_trigger: SlaTrigger::IntervalPercentile(DEFAULT_SLA_PERCENTILE),
-            trend: TrendEstimator::LongShortBaseline {
-                long_smoothing: DEFAULT_LONG_BASELINE_SMOOTHING,
+            trend: TrendEstimator::NoLoadBaseline {
+                rise_per_interval: DEFAULT_BASELINE_RISE,
             },
+            gradient_up_threshold: DEFAULT_NOLOAD_UP_THRESHOLD,
+            gradient_down_threshold: DEFAULT_NOLOAD_DOWN_THRESHOLD,
             increase_sizing: IncreaseSizing::Proportional(DEFAULT_PROPORTIONAL_INCREASE),
+            skip_stale_samples: true,
+            rate_strategy: RateStrategy::Gcra {
+                burst_fraction: DEFAULT_GCRA_BURST_FRACTION,
+            },
+            concurrency: Some(ConcurrencyConfig::default()),
             ..Self::baldur_values()
         }
     }
@@ -292,6 +322,7 @@ impl ThrottleConfig {
             rate_strategy: RateStrategy::SlidingWindow {
                 buckets: DEFAULT_WINDOW_BUCKETS,
             },
+            skip_stale_samples: false,
             max_keys: DEFAULT_MAX_KEYS,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             concurrency: None,
@@ -385,6 +416,14 @@ impl ThrottleConfig {
                 return Err(E::FractionOutOfRange {
                     name: "long_smoothing",
                     value: long_smoothing,
+                });
+            }
+        }
+        if let TrendEstimator::NoLoadBaseline { rise_per_interval } = self.trend {
+            if !(0.0..1.0).contains(&rise_per_interval) {
+                return Err(E::FractionOutOfRange {
+                    name: "rise_per_interval",
+                    value: rise_per_interval,
                 });
             }
         }
@@ -529,6 +568,11 @@ impl ThrottleConfig {
     pub fn rate_strategy(&self) -> RateStrategy {
         self.rate_strategy
     }
+    /// Whether samples of requests admitted before the latest limit change are ignored by the
+    /// ladder.
+    pub fn skip_stale_samples(&self) -> bool {
+        self.skip_stale_samples
+    }
     /// Most keys tracked at once.
     pub fn max_keys(&self) -> usize {
         self.max_keys
@@ -640,6 +684,10 @@ impl ThrottleConfigBuilder {
         signal: SignalKind;
         /// Which strategy the rate axis admits with.
         rate_strategy: RateStrategy;
+        /// Whether the ladder ignores samples of requests admitted before the latest change of
+        /// the limit (their start is `now − rtt`), and waits for `min_samples` fresh ones
+        /// before it decides again: one decision per round trip, as TCP cuts once per window.
+        skip_stale_samples: bool;
         /// Most keys tracked at once (default 100 000); idle keys are evicted first.
         max_keys: usize;
         /// Capacity of the event channel (default 1024).

@@ -106,6 +106,17 @@ pub struct Gradient2Params {
     /// Upper clamp of the gradient, in `[1, 2]`; Netflix 1.0 (growth only from the headroom),
     /// Envoy 2.0 (multiplicative growth while the short RTT is below the tolerated one).
     pub max_gradient: f64,
+    /// `None` (Netflix): the long RTT is the EMA above. `Some(r)`: it is a no-load estimate
+    /// instead — it drops at once to a faster sample and rises by at most the fraction `r` per
+    /// update, so the queue the limit itself tolerates (and a start under load) cannot become
+    /// the baseline, while a lasting shift is accepted gradually.
+    pub long_rise_cap: Option<f64>,
+    /// `Some(n)`: after `n` consecutive updates with the gradient at its floor (the short RTT
+    /// at least `2 × tolerance` × the long RTT while the limit shrinks), the long RTT is reset
+    /// to the short RTT. A queue the limit causes drains as the limit falls, so it cannot keep
+    /// the gradient at the floor; a slower dependency can (Envoy re-measures its minRTT when the
+    /// limit stays at its minimum, PR #10647). `None` (Netflix): never.
+    pub rebaseline_after_floor_updates: Option<u32>,
 }
 
 impl Default for Gradient2Params {
@@ -125,6 +136,8 @@ impl Gradient2Params {
             queue_size: QueueSize::Fixed(4),
             smoothing: 0.2,
             max_gradient: 1.0,
+            long_rise_cap: None,
+            rebaseline_after_floor_updates: None,
         }
     }
 }
@@ -146,6 +159,7 @@ pub struct Gradient2 {
     estimate: f64,
     long: ExpAvg,
     last_gradient: f64,
+    floor_updates: u32,
 }
 
 impl Gradient2 {
@@ -156,6 +170,7 @@ impl Gradient2 {
             estimate: f64::from(initial),
             long: ExpAvg::new(params.long_window, params.long_warmup),
             last_gradient: 1.0,
+            floor_updates: 0,
         }
     }
 
@@ -184,7 +199,19 @@ impl Gradient2 {
         let p = self.params;
         let queue = p.queue_size.of(self.estimate);
         let short = ms(sample.rtt).max(1e-6);
-        let long = self.long.add(short);
+        let long = match p.long_rise_cap {
+            None => self.long.add(short),
+            Some(rise) => {
+                let previous = self.long.value();
+                let value = if previous > 0.0 {
+                    short.min(previous * (1.0 + rise))
+                } else {
+                    short
+                };
+                self.long.set(value);
+                value
+            }
+        };
         if long / short > 2.0 {
             let decayed = self.long.value() * 0.95;
             self.long.set(decayed);
@@ -198,6 +225,18 @@ impl Gradient2 {
             (p.rtt_tolerance * long / short).clamp(0.5, p.max_gradient)
         };
         self.last_gradient = gradient;
+        if gradient <= 0.5 && !sample.dropped {
+            self.floor_updates += 1;
+        } else {
+            self.floor_updates = 0;
+        }
+        if p
+            .rebaseline_after_floor_updates
+            .is_some_and(|n| self.floor_updates >= n.max(1))
+        {
+            self.long.set(short);
+            self.floor_updates = 0;
+        }
         let new = self.estimate * gradient + queue;
         let smoothed = self.estimate * (1.0 - p.smoothing) + new * p.smoothing;
         self.estimate = smoothed.clamp(f64::from(min), f64::from(max));
@@ -431,6 +470,40 @@ mod tests {
         let mut g = Gradient2::new(params, 100);
         // long = short: gradient = 1.5; new = 150 + 4; est = 80 + 30.8 = 110.8
         assert!(close(g.update(sample(50, 100, false), 1, 1000), 110.8));
+    }
+
+    #[test]
+    fn gradient2_rise_capped_baseline_drops_at_once_and_rises_slowly() {
+        let params = Gradient2Params {
+            long_rise_cap: Some(0.01),
+            ..Gradient2Params::netflix()
+        };
+        let mut g = Gradient2::new(params, 100);
+        g.update(sample(100, 100, false), 1, 1000);
+        assert!(close(g.long_rtt_ms(), 100.0));
+        g.update(sample(300, 100, false), 1, 1000);
+        assert!(close(g.long_rtt_ms(), 101.0), "rises by at most 1 %");
+        g.update(sample(50, 100, false), 1, 1000);
+        assert!(close(g.long_rtt_ms(), 50.0), "drops at once");
+    }
+
+    #[test]
+    fn gradient2_rebaselines_after_consecutive_floor_updates() {
+        let params = Gradient2Params {
+            long_rise_cap: Some(0.0),
+            rebaseline_after_floor_updates: Some(3),
+            ..Gradient2Params::netflix()
+        };
+        let mut g = Gradient2::new(params, 100);
+        g.update(sample(40, 100, false), 1, 1000); // baseline 40
+        g.update(sample(400, 100, false), 1, 1000); // gradient 0.5: one
+        g.update(sample(400, 100, false), 1, 1000); // two
+        assert!(close(g.long_rtt_ms(), 40.0));
+        g.update(sample(400, 100, false), 1, 1000); // three: the baseline follows
+        assert!(close(g.long_rtt_ms(), 400.0));
+        let before = g.estimate();
+        // now 1.5 × 400 / 400 = 1.5 → clamped to max_gradient 1.0 → growth by the queue
+        assert!(g.update(sample(400, 100, false), 1, 1000) > before);
     }
 
     #[test]

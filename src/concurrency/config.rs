@@ -19,6 +19,11 @@ pub const DEFAULT_CONCURRENCY_MIN_WINDOW: Duration = Duration::from_millis(100);
 pub const DEFAULT_CONCURRENCY_MAX_WINDOW: Duration = Duration::from_millis(500);
 /// Samples a window needs before it updates the limit (Netflix `WindowedLimit`: 10).
 pub const DEFAULT_CONCURRENCY_WINDOW_SAMPLES: u32 = 10;
+/// Recommended: largest rise of Gradient2's no-load baseline per update (0.02 %).
+pub const DEFAULT_LONG_RISE_CAP: f64 = 0.0002;
+/// Recommended: consecutive updates with the gradient at its floor before Gradient2's baseline
+/// is re-measured (about 2 s at the recommended window).
+pub const DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES: u32 = 20;
 /// Share of the limit standard requests may fill.
 pub const DEFAULT_STANDARD_SHARE: f64 = 0.9;
 /// Share of the limit non-essential requests may fill.
@@ -205,6 +210,8 @@ impl ConcurrencyConfig {
             queue_size: QueueSize::Sqrt { floor: 4 },
             smoothing: 0.2,
             max_gradient: 1.5,
+            long_rise_cap: Some(DEFAULT_LONG_RISE_CAP),
+            rebaseline_after_floor_updates: Some(DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES),
         }
     }
 
@@ -306,6 +313,9 @@ impl ConcurrencyConfig {
                 range("rtt_tolerance", p.rtt_tolerance, p.rtt_tolerance >= 1.0 && p.rtt_tolerance.is_finite(), "[1, ∞)")?;
                 range("smoothing", p.smoothing, p.smoothing > 0.0 && p.smoothing <= 1.0, "(0, 1]")?;
                 range("max_gradient", p.max_gradient, (1.0..=2.0).contains(&p.max_gradient), "[1, 2]")?;
+                if let Some(r) = p.long_rise_cap {
+                    range("long_rise_cap", r, (0.0..1.0).contains(&r), "[0, 1)")?;
+                }
                 if p.long_window == 0 {
                     return Err(E::ZeroCapacity { name: "long_window" });
                 }

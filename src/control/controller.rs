@@ -152,6 +152,8 @@ pub struct Controller {
     interval: IntervalSamples,
     previous_interval_mean: Option<f64>,
     long_baseline: Option<f64>,
+    /// When the limit last changed (for `skip_stale_samples`).
+    last_change_at: Option<Duration>,
     freeze: u8,
     ramp: Option<Ramp>,
     last_was_cut: bool,
@@ -176,6 +178,7 @@ impl Controller {
             interval: IntervalSamples::new(crate::config::DEFAULT_INTERVAL_SAMPLE_CAPACITY, sample_seed),
             previous_interval_mean: None,
             long_baseline: None,
+            last_change_at: None,
             freeze: 0,
             ramp: None,
             last_was_cut: false,
@@ -270,12 +273,22 @@ impl Controller {
     /// limit, unless frozen.
     pub fn record(&mut self, rtt: Duration, now: Duration, events: &mut Vec<ThrottleEvent>) {
         self.signal.as_dyn_mut().add(rtt, now);
-        self.interval.push(millis_f64(rtt));
+        // With `skip_stale_samples`, a request admitted before the latest change describes the
+        // old limit: it reaches the signal but not the ladder, which waits for fresh samples.
+        let stale = self.cfg.skip_stale_samples
+            && self
+                .last_change_at
+                .is_some_and(|changed| now.saturating_sub(rtt) < changed);
+        if !stale {
+            self.interval.push(millis_f64(rtt));
+        }
         self.advance(now, events);
         let gate_open = self
             .last_adjust_at
             .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last);
-        if gate_open {
+        let fresh_enough = !self.cfg.skip_stale_samples
+            || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
+        if gate_open && fresh_enough {
             self.last_adjust_at = Some(now);
             self.tick(rtt, now, events);
         }
@@ -302,6 +315,19 @@ impl Controller {
                 };
                 if enough {
                     self.previous_interval_mean = mean;
+                }
+                g
+            }
+            TrendEstimator::NoLoadBaseline { rise_per_interval } => {
+                let g = match (mean, self.long_baseline) {
+                    (Some(m), Some(b)) if enough && b > 0.0 => (m - b) / b,
+                    _ => 0.0,
+                };
+                if let (true, Some(m)) = (enough, mean) {
+                    self.long_baseline = Some(match self.long_baseline {
+                        None => m,
+                        Some(b) => m.min(b * (1.0 + rise_per_interval)),
+                    });
                 }
                 g
             }
@@ -388,6 +414,7 @@ impl Controller {
             return;
         }
         self.limit = new;
+        self.last_change_at = Some(now);
         let change = LimitChange {
             at: now,
             previous,
@@ -579,6 +606,7 @@ impl Controller {
         self.interval.clear();
         self.previous_interval_mean = None;
         self.long_baseline = None;
+        self.last_change_at = None;
         self.ramp = None;
         self.last_was_cut = false;
         self.stats = ControllerStats::default();

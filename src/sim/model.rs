@@ -45,10 +45,15 @@ impl ServiceModel {
 
     /// The 99th percentile of the service time alone: the latency of an unloaded service.
     pub fn unloaded_p99(&self) -> Duration {
+        self.unloaded_quantile(0.99)
+    }
+
+    /// A quantile of the service time alone (estimated from 20 000 seeded draws).
+    pub fn unloaded_quantile(&self, q: f64) -> Duration {
         let mut rng = Rng::new(0x5EED);
         let mut v: Vec<Duration> = (0..20_000).map(|_| self.draw(&mut rng)).collect();
         v.sort_unstable();
-        v[v.len() * 99 / 100]
+        v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
     }
 }
 

@@ -81,8 +81,13 @@ pub struct Bin {
     pub rejected: u32,
     /// Completions within `sla_warning`.
     pub good: u32,
+    /// 90th percentile latency of completions in the bin.
+    pub p90: Option<Duration>,
     /// 99th percentile latency of completions in the bin.
     pub p99: Option<Duration>,
+    /// 99th percentile latency of completions in this bin and the one before (a trailing
+    /// 1 s window: enough samples that the service's own tail does not dominate).
+    pub p99_1s: Option<Duration>,
     /// Requests in flight (queued or in service or waiting on the dependency) at the end.
     pub inflight: u32,
 }
@@ -369,8 +374,15 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     }
     // Work still queued at the end is abandoned: its permits are cancelled (no samples).
     drop(reqs);
+    for i in 0..n_bins {
+        let mut pooled: Vec<Duration> = bin_lat[i.saturating_sub(1)..=i].concat();
+        if !pooled.is_empty() {
+            bins[i].p99_1s = Some(quantile(&mut pooled, 0.99));
+        }
+    }
     for (b, lat) in bins.iter_mut().zip(bin_lat.iter_mut()) {
         if !lat.is_empty() {
+            b.p90 = Some(quantile(lat, 0.9));
             b.p99 = Some(quantile(lat, 0.99));
         }
     }
