@@ -268,6 +268,7 @@ fn throttle_acquire_checks_concurrency_then_rate() {
         .min_limit(1)
         .initial_limit(2)
         .window(Duration::from_secs(60))
+        .rate_strategy(crate::config::RateStrategy::SlidingWindowLog)
         .concurrency(fixed(3))
         .build()
         .unwrap();

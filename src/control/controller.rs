@@ -846,7 +846,7 @@ mod tests {
             c.record(ms(50), ms(i * 20), &mut ev);
         }
         c.record(ms(900), ms(500), &mut ev); // the outlier opens the tick; p90 is 50 ms
-        assert_eq!(c.limit(), 100);
+        assert!(c.limit() >= 100, "not cut (flat latency may grow it): {}", c.limit());
         assert_eq!(c.stats().sla_criticals, 0);
         let mut b = Controller::new(ThrottleConfig::baldur());
         b.record(ms(50), ms(0), &mut ev);

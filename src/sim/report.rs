@@ -53,8 +53,8 @@ impl Evaluation {
     }
 
     /// For each capacity change: how long until, for the rest of that capacity's stretch,
-    /// every 1 s window has goodput ≥ 90 % of the oracle's and a p99 latency ≤ 2 × the
-    /// unloaded p99. `None` if that never happens.
+    /// every 1 s window has goodput ≥ 90 % of the oracle's and the p99 latency of the trailing
+    /// 2 s is ≤ 2 × the unloaded p99. `None` if that never happens.
     pub fn convergence(&self, name: &str) -> Vec<Option<Duration>> {
         let changes = self.scenario.capacity_changes();
         let mine = &self.get(name).bins;
@@ -70,7 +70,7 @@ impl Evaluation {
                 let window_ok = |b: usize| {
                     let good: u32 = mine[b..b + 2].iter().map(|x| x.good).sum();
                     let oracle_good: u32 = oracle[b..b + 2].iter().map(|x| x.good).sum();
-                    let p99_ok = mine[b + 1].p99_1s.is_none_or(|p| p <= bound);
+                    let p99_ok = mine[b + 1].p99_2s.is_none_or(|p| p <= bound);
                     f64::from(good) >= 0.9 * f64::from(oracle_good) && p99_ok
                 };
                 let mut converged_at = None;

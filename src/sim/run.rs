@@ -85,9 +85,9 @@ pub struct Bin {
     pub p90: Option<Duration>,
     /// 99th percentile latency of completions in the bin.
     pub p99: Option<Duration>,
-    /// 99th percentile latency of completions in this bin and the one before (a trailing
-    /// 1 s window: enough samples that the service's own tail does not dominate).
-    pub p99_1s: Option<Duration>,
+    /// 99th percentile latency of completions in this bin and the three before (a trailing
+    /// 2 s window: enough samples that the service's own heavy tail does not dominate).
+    pub p99_2s: Option<Duration>,
     /// Requests in flight (queued or in service or waiting on the dependency) at the end.
     pub inflight: u32,
 }
@@ -375,9 +375,9 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     // Work still queued at the end is abandoned: its permits are cancelled (no samples).
     drop(reqs);
     for i in 0..n_bins {
-        let mut pooled: Vec<Duration> = bin_lat[i.saturating_sub(1)..=i].concat();
+        let mut pooled: Vec<Duration> = bin_lat[i.saturating_sub(3)..=i].concat();
         if !pooled.is_empty() {
-            bins[i].p99_1s = Some(quantile(&mut pooled, 0.99));
+            bins[i].p99_2s = Some(quantile(&mut pooled, 0.99));
         }
     }
     for (b, lat) in bins.iter_mut().zip(bin_lat.iter_mut()) {
