@@ -25,7 +25,7 @@ pub const DEFAULT_LONG_RISE_CAP: f64 = 0.0002;
 /// is re-measured (about 2 s at the recommended window).
 pub const DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES: u32 = 20;
 /// Share of the limit standard requests may fill.
-pub const DEFAULT_STANDARD_SHARE: f64 = 0.9;
+pub const DEFAULT_STANDARD_SHARE: f64 = 0.8;
 /// Share of the limit non-essential requests may fill.
 pub const DEFAULT_NON_ESSENTIAL_SHARE: f64 = 0.6;
 
@@ -76,7 +76,7 @@ pub enum SampleAggregation {
 pub struct TierShares {
     /// Critical (default 1.0).
     pub critical: f64,
-    /// Standard (default 0.9).
+    /// Standard (default 0.8).
     pub standard: f64,
     /// Non-essential (default 0.6).
     pub non_essential: f64,
@@ -161,7 +161,7 @@ impl MinRttProbe {
 /// # Default
 ///
 /// The recommended configuration, chosen with the simulator (`BENCHMARKS.md`): Gradient2's
-/// formula with windowed updates, limits 20 / 4 / 1000, and tier shares 1.0 / 0.9 / 0.6. See
+/// formula with windowed updates, limits 20 / 4 / 1000, and tier shares 1.0 / 0.8 / 0.6. See
 /// [`ConcurrencyConfig::recommended_params`] for the algorithm's constants.
 /// [`ConcurrencyConfig::netflix_gradient2`] and [`ConcurrencyConfig::aimd`] are the textbook
 /// algorithms with their published defaults.
@@ -436,7 +436,7 @@ impl ConcurrencyConfigBuilder {
         self.cfg.aggregation = value;
         self
     }
-    /// Tier shares (default 1.0 / 0.9 / 0.6).
+    /// Tier shares (default 1.0 / 0.8 / 0.6).
     pub fn tier_shares(mut self, value: TierShares) -> Self {
         self.cfg.tier_shares = value;
         self
