@@ -41,7 +41,7 @@ fn main() {
     }
     let scenarios: Vec<_> = Scenario::all(scale)
         .into_iter()
-        .filter(|s| only.as_deref().is_none_or(|n| n == s.name))
+        .filter(|s| only.as_deref().map_or(true, |n| n == s.name))
         .collect();
     if scenarios.is_empty() {
         eprintln!("no scenario named {only:?}");
@@ -126,7 +126,11 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
                 .iter()
                 .filter(|b| b.t < duration)
                 .filter_map(|b| {
-                    let v = if concurrency { b.concurrency_limit } else { b.rate_limit };
+                    let v = if concurrency {
+                        b.concurrency_limit
+                    } else {
+                        b.rate_limit
+                    };
                     v.map(|v| (b.t, f64::from(v)))
                 })
                 .collect();
@@ -155,9 +159,13 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
                 LEFT,
                 width - LEFT - PANEL_W,
             );
-            let mut chart = ChartBuilder::on(&area).build_cartesian_2d(0.0..duration, 0.0..y_max)?;
+            let mut chart =
+                ChartBuilder::on(&area).build_cartesian_2d(0.0..duration, 0.0..y_max)?;
             frame(&mut chart, duration, y_max)?;
-            chart.draw_series(LineSeries::new(ideal, RGBColor(170, 170, 170).stroke_width(1)))?;
+            chart.draw_series(LineSeries::new(
+                ideal,
+                RGBColor(170, 170, 170).stroke_width(1),
+            ))?;
             chart.draw_series(LineSeries::new(limit, BLUE.stroke_width(2)))?;
             let (px, py) = chart.backend_coord(&(0.0, y_max));
             let unit = if concurrency {
@@ -200,7 +208,12 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
             ))?;
             chart.draw_series(LineSeries::new(lat, RED.stroke_width(2)))?;
             let (px, py) = chart.backend_coord(&(0.0, cap));
-            labels.push((px, py - 6, format!("{} — p99 latency, ms (trailing 2 s)", r.policy), "start"));
+            labels.push((
+                px,
+                py - 6,
+                format!("{} — p99 latency, ms (trailing 2 s)", r.policy),
+                "start",
+            ));
             labels.push((px - 4, py + 10, format!("{cap:.0}"), "end"));
             let (bx, by) = chart.backend_coord(&(duration, 0.0));
             labels.push((bx, by + 14, format!("{duration:.0} s"), "end"));
@@ -228,7 +241,11 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
 }
 
 fn frame<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     x_max: f64,
     y_max: f64,
 ) -> Result<(), Box<dyn std::error::Error>>
@@ -238,7 +255,10 @@ where
     let grey = RGBColor(225, 225, 225);
     let mut t = 0.0;
     while t <= x_max {
-        chart.draw_series(LineSeries::new(vec![(t, 0.0), (t, y_max)], grey.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            vec![(t, 0.0), (t, y_max)],
+            grey.stroke_width(1),
+        ))?;
         t += 10.0;
     }
     chart.draw_series(LineSeries::new(
@@ -249,5 +269,7 @@ where
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -198,9 +198,15 @@ pub struct ThrottleConfig {
         serde(with = "duration_ms", rename = "sample_interval_ms")
     )]
     pub(crate) sample_interval: Duration,
-    #[cfg_attr(feature = "serde", serde(with = "duration_ms", rename = "sla_warning_ms"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "sla_warning_ms")
+    )]
     pub(crate) sla_warning: Duration,
-    #[cfg_attr(feature = "serde", serde(with = "duration_ms", rename = "sla_critical_ms"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "sla_critical_ms")
+    )]
     pub(crate) sla_critical: Duration,
     pub(crate) decrease_ratio: f64,
     pub(crate) critical_decrease_ratio: f64,
@@ -236,21 +242,44 @@ pub struct ThrottleConfig {
 }
 
 impl Default for ThrottleConfig {
-    /// The recommended configuration.
+    /// The recommended configuration, chosen with the simulator (`sim`,
+    /// `cargo run --release --example simulate`; evidence in `BENCHMARKS.md`).
     ///
     /// # Default
     ///
-    /// Baldur's numbers (limits 100 / 10 / 500, 60 s window, 500 ms interval, SLA 200 / 500 ms,
-    /// cuts ×0.9 / ×0.7, thresholds +0.1 / −0.05, ramp 80 / 90 / 100 % every 30 s) with inputs
-    /// that do not drift under noise:
+    /// **Two axes.** The concurrency axis is on ([`ConcurrencyConfig::default`]): an adaptive
+    /// in-flight limit is the capacity guard, because it is self-clocking — when the service
+    /// slows, fewer slots free up at once, so no backlog builds while a latency statistic
+    /// catches up. The rate axis (per key, Baldur's numbers: limits 100 / 10 / 500 per 60 s
+    /// window) is the per-client fairness guard. [`AdaptiveThrottle::acquire`](crate::AdaptiveThrottle::acquire)
+    /// checks both; [`check`](crate::AdaptiveThrottle::check) is the rate axis alone.
+    ///
+    /// **The ladder** keeps Baldur's structure and numbers (500 ms interval, SLA 200 / 500 ms,
+    /// cuts ×0.9 / ×0.7, ramp 80 / 90 / 100 % every 30 s) with inputs that do not drift:
     ///
     /// - SLA rules triggered by the 90th percentile of the interval's samples
     ///   ([`SlaTrigger::IntervalPercentile`]), not by one outlier;
-    /// - trend = interval mean against a slow baseline of interval means
-    ///   ([`TrendEstimator::LongShortBaseline`], weight 0.1 per interval);
-    /// - increases of 5 % of the limit (at least `increase_step`), so capacity that returns is
-    ///   used again within seconds ([`IncreaseSizing::Proportional`]);
-    /// - a sliding-window rate axis with 10 sub-buckets.
+    /// - trend = the interval's mean latency against a no-load baseline that drops at once and
+    ///   rises by at most 1 % per interval ([`TrendEstimator::NoLoadBaseline`]); the limit is
+    ///   cut above +200 % (`gradient_up_threshold` 2.0) and grows below +100 %
+    ///   (`gradient_down_threshold` 1.0). These sit behind the concurrency axis's tolerance
+    ///   (1.5 × no-load), so the fairness axis does not fight the capacity guard, and flat
+    ///   latency keeps the limit growing: no walk to the floor under noise;
+    /// - increases of 5 % of the limit (at least `increase_step`)
+    ///   ([`IncreaseSizing::Proportional`]), so returning capacity is used within seconds;
+    /// - samples of requests admitted before the latest change are ignored by the ladder
+    ///   (`skip_stale_samples`): one decision per round trip, so a backlog admitted under the
+    ///   old limit cannot cut the new one again and again;
+    /// - smooth admission: GCRA with a burst of 5 % of the limit
+    ///   ([`RateStrategy::Gcra`]), not a window that refills all at once.
+    ///
+    /// Measured (full scale, seed 42): with capacity halving for 30 s, 102–104 % of an
+    /// oracle's goodput in every phase, settled p99 ≤ 1.5 × unloaded p99, converged within 2 s
+    /// of each change, critical-tier success ≥ 99.9 %; under noise without overload, the limits
+    /// stay ≥ 3 × what the load needs and < 1 % is rejected (during the first seconds of
+    /// warm-up only). Known weakness: a slow dependency that triples latency without any
+    /// loss of capacity costs about 30 % of goodput for a few seconds while the concurrency
+    /// axis re-measures its baseline.
     fn default() -> Self {
         Self {
             sla_trigger: SlaTrigger::IntervalPercentile(DEFAULT_SLA_PERCENTILE),
@@ -378,7 +407,10 @@ impl ThrottleConfig {
                 value: self.smoothing_factor,
             });
         }
-        if !(self.gradient_down_threshold < self.gradient_up_threshold)
+        if self
+            .gradient_down_threshold
+            .partial_cmp(&self.gradient_up_threshold)
+            != Some(std::cmp::Ordering::Less)
             || !self.gradient_down_threshold.is_finite()
             || !self.gradient_up_threshold.is_finite()
         {
@@ -393,10 +425,7 @@ impl ThrottleConfig {
         if self.recovery_stages.is_empty() {
             return Err(E::EmptyRecoveryStages);
         }
-        let stages_ok = self
-            .recovery_stages
-            .iter()
-            .all(|s| *s > 0.0 && *s <= 1.0)
+        let stages_ok = self.recovery_stages.iter().all(|s| *s > 0.0 && *s <= 1.0)
             && self.recovery_stages.windows(2).all(|w| w[0] < w[1]);
         if !stages_ok {
             return Err(E::InvalidRecoveryStages {
@@ -617,7 +646,9 @@ pub(crate) mod duration_ms {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
         let ms = <u64 as serde::Deserialize>::deserialize(d)?;
         Ok(Duration::from_millis(ms))
     }
@@ -973,7 +1004,10 @@ mod tests {
             }
         );
         let msg = e.to_string();
-        assert!(msg.contains("min_limit=50") && msg.contains("initial_limit=20"), "{msg}");
+        assert!(
+            msg.contains("min_limit=50") && msg.contains("initial_limit=20"),
+            "{msg}"
+        );
         assert!(ThrottleConfig::builder()
             .initial_limit(600)
             .build()
@@ -999,7 +1033,13 @@ mod tests {
                 .build()
                 .unwrap_err();
             assert!(
-                matches!(e, ConfigError::RatioOutOfRange { name: "decrease_ratio", .. }),
+                matches!(
+                    e,
+                    ConfigError::RatioOutOfRange {
+                        name: "decrease_ratio",
+                        ..
+                    }
+                ),
                 "{bad}: {e}"
             );
             let e = ThrottleConfig::builder()
@@ -1037,7 +1077,10 @@ mod tests {
 
     #[test]
     fn build_rejects_smoothing_outside_half_open_interval() {
-        assert!(ThrottleConfig::builder().smoothing_factor(1.0).build().is_ok());
+        assert!(ThrottleConfig::builder()
+            .smoothing_factor(1.0)
+            .build()
+            .is_ok());
         for bad in [0.0, 1.01, f64::NAN] {
             let e = ThrottleConfig::builder()
                 .smoothing_factor(bad)
@@ -1074,7 +1117,10 @@ mod tests {
                 .recovery_stages(bad)
                 .build()
                 .unwrap_err();
-            assert!(matches!(e, ConfigError::InvalidRecoveryStages { .. }), "{bad:?}");
+            assert!(
+                matches!(e, ConfigError::InvalidRecoveryStages { .. }),
+                "{bad:?}"
+            );
         }
     }
 
@@ -1117,10 +1163,7 @@ mod tests {
     #[cfg(feature = "serde")]
     #[test]
     fn serde_round_trips_and_validates() {
-        let cfg = ThrottleConfig::builder()
-            .initial_limit(42)
-            .build()
-            .unwrap();
+        let cfg = ThrottleConfig::builder().initial_limit(42).build().unwrap();
         let json = serde_json::to_string(&cfg).unwrap();
         assert!(json.contains("\"window_ms\":60000"), "{json}");
         let back: ThrottleConfig = serde_json::from_str(&json).unwrap();

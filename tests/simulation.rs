@@ -40,7 +40,12 @@ fn recommended_keeps_over_95_percent_of_oracle_goodput_in_every_phase_when_capac
     for (i, phase) in e.scenario.phases.iter().enumerate() {
         let g = e.goodput_vs_oracle("recommended", i);
         // goal 90 %; measured ≥ 100 % at this scale
-        assert!(g >= 0.95, "{}: {:.3} of the oracle's goodput", phase.name, g);
+        assert!(
+            g >= 0.95,
+            "{}: {:.3} of the oracle's goodput",
+            phase.name,
+            g
+        );
     }
 }
 
@@ -66,7 +71,10 @@ fn recommended_converges_within_five_seconds_of_each_capacity_change() {
     assert_eq!(conv.len(), 2);
     for (i, c) in conv.iter().enumerate() {
         let c = c.unwrap_or_else(|| panic!("change {i}: never converged"));
-        assert!(c <= Duration::from_secs(4), "change {i}: converged after {c:?}");
+        assert!(
+            c <= Duration::from_secs(4),
+            "change {i}: converged after {c:?}"
+        );
     }
 }
 
@@ -76,9 +84,16 @@ fn recommended_latency_stays_below_sla_critical_when_capacity_returns() {
     let returned = *e.scenario.capacity_changes().last().unwrap();
     let worst = e.max_bin_p99_from("recommended", returned);
     // goal: below sla_critical (500 ms); pinned at half of it
-    assert!(worst <= e.scenario.sla_critical / 2, "worst p99 after the return: {worst:?}");
+    assert!(
+        worst <= e.scenario.sla_critical / 2,
+        "worst p99 after the return: {worst:?}"
+    );
     let recovered = e.get("recommended").phases.last().unwrap();
-    assert!(recovered.max < e.scenario.sla_critical, "max {:?}", recovered.max);
+    assert!(
+        recovered.max < e.scenario.sla_critical,
+        "max {:?}",
+        recovered.max
+    );
 }
 
 #[test]
@@ -87,7 +102,10 @@ fn recommended_beats_both_static_limits_on_total_goodput() {
     let mine = e.total_goodput_vs_oracle("recommended");
     for s in ["static healthy", "static degraded"] {
         let other = e.total_goodput_vs_oracle(s);
-        assert!(mine > other + 0.2, "recommended {mine:.3} vs {s} {other:.3}");
+        assert!(
+            mine > other + 0.2,
+            "recommended {mine:.3} vs {s} {other:.3}"
+        );
     }
 }
 
@@ -109,7 +127,10 @@ fn concurrency_axis_keeps_critical_tier_whole_and_sheds_non_essential_first() {
     );
     // Non-essential is 30 % of the traffic but takes well over half of the rejections.
     let share = e.non_essential_share_of_rejections("recommended");
-    assert!(share >= 0.55, "non-essential share of rejections {share:.3}");
+    assert!(
+        share >= 0.55,
+        "non-essential share of rejections {share:.3}"
+    );
 }
 
 #[test]
@@ -143,5 +164,8 @@ fn simulation_is_deterministic_for_a_seed() {
         assert_eq!(x.bins, y.bins);
     }
     let c = Evaluation::run(&s, &p, 10);
-    assert_ne!(a.runs[1].phases, c.runs[1].phases, "another seed, other arrivals");
+    assert_ne!(
+        a.runs[1].phases, c.runs[1].phases,
+        "another seed, other arrivals"
+    );
 }

@@ -230,8 +230,7 @@ impl Gradient2 {
         } else {
             self.floor_updates = 0;
         }
-        if p
-            .rebaseline_after_floor_updates
+        if p.rebaseline_after_floor_updates
             .is_some_and(|n| self.floor_updates >= n.max(1))
         {
             self.long.set(short);
@@ -257,7 +256,10 @@ pub struct AimdParams {
     /// Multiplier on a drop or a slow sample, in `[0.5, 1)`; Netflix 0.9.
     pub backoff_ratio: f64,
     /// A sample slower than this is treated as a drop; Netflix 5 s.
-    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration_ms", rename = "timeout_ms"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "crate::config::duration_ms", rename = "timeout_ms")
+    )]
     pub timeout: Duration,
     /// A sample slower than `tolerance × no-load RTT` is treated as a drop (ThrottleKit TK-026,
     /// 2.0); `None` uses only `timeout` (Netflix).
@@ -344,8 +346,8 @@ impl Aimd {
             self.minima.pop_front();
         }
         let noload = self.noload_rtt_ms().unwrap_or(rtt);
-        let slow = sample.rtt > p.timeout
-            || p.latency_tolerance.is_some_and(|tol| rtt > noload * tol);
+        let slow =
+            sample.rtt > p.timeout || p.latency_tolerance.is_some_and(|tol| rtt > noload * tol);
         if sample.dropped || slow {
             self.estimate = (self.estimate * p.backoff_ratio).floor();
         } else if f64::from(sample.inflight) * 2.0 >= self.estimate {
@@ -449,7 +451,7 @@ mod tests {
         };
         let mut g = Gradient2::new(params, 100);
         g.update(sample(1000, 100, false), 1, 1000); // long 1000
-        // long = 500 + 50 = 550; 550 / 100 > 2 → long = 522.5
+                                                     // long = 500 + 50 = 550; 550 / 100 > 2 → long = 522.5
         g.update(sample(100, 100, false), 1, 1000);
         assert!(close(g.long_rtt_ms(), 550.0 * 0.95), "{}", g.long_rtt_ms());
     }
@@ -522,7 +524,11 @@ mod tests {
     fn aimd_adds_one_when_utilised_and_backs_off_on_drop() {
         let mut a = Aimd::new(AimdParams::netflix(), 20);
         assert_eq!(a.update(sample(10, 10, false), 1, 200), 21.0);
-        assert_eq!(a.update(sample(10, 5, false), 1, 200), 21.0, "under-utilised: hold");
+        assert_eq!(
+            a.update(sample(10, 5, false), 1, 200),
+            21.0,
+            "under-utilised: hold"
+        );
         assert_eq!(a.update(sample(10, 21, true), 1, 200), 18.0); // ⌊21 × 0.9⌋
         assert_eq!(a.update(sample(6_000, 21, false), 1, 200), 16.0); // timeout: ⌊18 × 0.9⌋
     }
@@ -531,7 +537,11 @@ mod tests {
     fn aimd_backs_off_on_latency_above_tolerated_noload() {
         let mut a = Aimd::new(AimdParams::netflix(), 50);
         a.update(sample(10, 50, false), 1, 200); // noload 10 → 51
-        assert_eq!(a.update(sample(20, 50, false), 1, 200), 52.0, "2× is tolerated");
+        assert_eq!(
+            a.update(sample(20, 50, false), 1, 200),
+            52.0,
+            "2× is tolerated"
+        );
         assert_eq!(a.update(sample(21, 50, false), 1, 200), 46.0); // ⌊52 × 0.9⌋
         let netflix_only = AimdParams {
             latency_tolerance: None,
@@ -552,7 +562,11 @@ mod tests {
         for rtt in [10, 30, 30, 30] {
             a.update(sample(rtt, 50, false), 1, 200);
         }
-        assert_eq!(a.noload_rtt_ms(), Some(30.0), "10 ms fell out of the window");
+        assert_eq!(
+            a.noload_rtt_ms(),
+            Some(30.0),
+            "10 ms fell out of the window"
+        );
         // 50 → 51 → 45 → 40 (30 ms > 2 × 10 ms twice) → 41; now 59 ms ≤ 2 × 30 ms: grow.
         assert_eq!(a.estimate(), 41.0);
         assert_eq!(a.update(sample(59, 50, false), 1, 200), 42.0);

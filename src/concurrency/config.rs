@@ -55,10 +55,16 @@ pub enum SampleAggregation {
     /// whether any request dropped; a thinner window is discarded.
     Windowed {
         /// Shortest window.
-        #[cfg_attr(feature = "serde", serde(with = "crate::config::duration_ms", rename = "min_window_ms"))]
+        #[cfg_attr(
+            feature = "serde",
+            serde(with = "crate::config::duration_ms", rename = "min_window_ms")
+        )]
         min_window: Duration,
         /// Longest window.
-        #[cfg_attr(feature = "serde", serde(with = "crate::config::duration_ms", rename = "max_window_ms"))]
+        #[cfg_attr(
+            feature = "serde",
+            serde(with = "crate::config::duration_ms", rename = "max_window_ms")
+        )]
         max_window: Duration,
         /// Samples a window needs to count.
         min_samples: u32,
@@ -130,7 +136,10 @@ impl TierShares {
 #[non_exhaustive]
 pub struct MinRttProbe {
     /// Time between probes (Envoy: required; no default).
-    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration_ms", rename = "interval_ms"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "crate::config::duration_ms", rename = "interval_ms")
+    )]
     pub interval: Duration,
     /// Largest extra delay as a fraction of `interval`, in `[0, 1]` (Envoy 0.15).
     pub jitter: f64,
@@ -310,14 +319,31 @@ impl ConcurrencyConfig {
         };
         match self.algorithm {
             ConcurrencyAlgorithm::Gradient2(p) => {
-                range("rtt_tolerance", p.rtt_tolerance, p.rtt_tolerance >= 1.0 && p.rtt_tolerance.is_finite(), "[1, ∞)")?;
-                range("smoothing", p.smoothing, p.smoothing > 0.0 && p.smoothing <= 1.0, "(0, 1]")?;
-                range("max_gradient", p.max_gradient, (1.0..=2.0).contains(&p.max_gradient), "[1, 2]")?;
+                range(
+                    "rtt_tolerance",
+                    p.rtt_tolerance,
+                    p.rtt_tolerance >= 1.0 && p.rtt_tolerance.is_finite(),
+                    "[1, ∞)",
+                )?;
+                range(
+                    "smoothing",
+                    p.smoothing,
+                    p.smoothing > 0.0 && p.smoothing <= 1.0,
+                    "(0, 1]",
+                )?;
+                range(
+                    "max_gradient",
+                    p.max_gradient,
+                    (1.0..=2.0).contains(&p.max_gradient),
+                    "[1, 2]",
+                )?;
                 if let Some(r) = p.long_rise_cap {
                     range("long_rise_cap", r, (0.0..1.0).contains(&r), "[0, 1)")?;
                 }
                 if p.long_window == 0 {
-                    return Err(E::ZeroCapacity { name: "long_window" });
+                    return Err(E::ZeroCapacity {
+                        name: "long_window",
+                    });
                 }
                 if let QueueSize::Fixed(0) = p.queue_size {
                     // A zero headroom is allowed only when the gradient can exceed 1.
@@ -338,7 +364,12 @@ impl ConcurrencyConfig {
                     return Err(E::ZeroDuration { name: "timeout" });
                 }
                 if let Some(tol) = p.latency_tolerance {
-                    range("latency_tolerance", tol, tol >= 1.0 && tol.is_finite(), "[1, ∞)")?;
+                    range(
+                        "latency_tolerance",
+                        tol,
+                        tol >= 1.0 && tol.is_finite(),
+                        "[1, ∞)",
+                    )?;
                 }
                 if p.noload_window == 0 {
                     return Err(E::ZeroCapacity {
@@ -385,8 +416,18 @@ impl ConcurrencyConfig {
                     name: "probe interval",
                 });
             }
-            range("probe jitter", p.jitter, (0.0..=1.0).contains(&p.jitter), "[0, 1]")?;
-            range("probe percentile", p.percentile, p.percentile > 0.0 && p.percentile <= 1.0, "(0, 1]")?;
+            range(
+                "probe jitter",
+                p.jitter,
+                (0.0..=1.0).contains(&p.jitter),
+                "[0, 1]",
+            )?;
+            range(
+                "probe percentile",
+                p.percentile,
+                p.percentile > 0.0 && p.percentile <= 1.0,
+                "(0, 1]",
+            )?;
             if p.request_count == 0 {
                 return Err(E::ZeroCapacity {
                     name: "probe request_count",

@@ -43,8 +43,8 @@ pub use config::{
     ConcurrencyAlgorithm, ConcurrencyConfig, ConcurrencyConfigBuilder, MinRttProbe,
     SampleAggregation, TierShares, DEFAULT_CONCURRENCY_INITIAL_LIMIT,
     DEFAULT_CONCURRENCY_MAX_LIMIT, DEFAULT_CONCURRENCY_MAX_WINDOW, DEFAULT_CONCURRENCY_MIN_LIMIT,
-    DEFAULT_CONCURRENCY_MIN_WINDOW, DEFAULT_CONCURRENCY_WINDOW_SAMPLES,
-    DEFAULT_LONG_RISE_CAP, DEFAULT_NON_ESSENTIAL_SHARE, DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES, DEFAULT_STANDARD_SHARE,
+    DEFAULT_CONCURRENCY_MIN_WINDOW, DEFAULT_CONCURRENCY_WINDOW_SAMPLES, DEFAULT_LONG_RISE_CAP,
+    DEFAULT_NON_ESSENTIAL_SHARE, DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES, DEFAULT_STANDARD_SHARE,
 };
 
 use std::fmt;
@@ -148,8 +148,14 @@ struct Window {
 #[derive(Debug, Clone)]
 enum Probe {
     Off,
-    Waiting { next_at: Duration },
-    Active { started_at: Duration, saved: f64, rtts: Vec<f64> },
+    Waiting {
+        next_at: Duration,
+    },
+    Active {
+        started_at: Duration,
+        saved: f64,
+        rtts: Vec<f64>,
+    },
 }
 
 #[derive(Debug)]
@@ -223,7 +229,9 @@ impl ConcurrencyLimiter {
     pub(crate) fn with_shared_clock(cfg: ConcurrencyConfig, clock: Arc<dyn Clock>) -> Self {
         let mut rng = cfg.jitter_seed.unwrap_or_else(crate::util::random_seed);
         let algo = match cfg.algorithm {
-            ConcurrencyAlgorithm::Gradient2(p) => Algo::Gradient2(Gradient2::new(p, cfg.initial_limit)),
+            ConcurrencyAlgorithm::Gradient2(p) => {
+                Algo::Gradient2(Gradient2::new(p, cfg.initial_limit))
+            }
             ConcurrencyAlgorithm::Aimd(p) => Algo::Aimd(Aimd::new(p, cfg.initial_limit)),
         };
         let now = clock.now();
@@ -365,7 +373,8 @@ impl ConcurrencyLimiter {
                 g.last_gradient(),
             ),
             Algo::Aimd(a) => (
-                a.noload_rtt_ms().map(|v| Duration::from_secs_f64(v / 1000.0)),
+                a.noload_rtt_ms()
+                    .map(|v| Duration::from_secs_f64(v / 1000.0)),
                 1.0,
             ),
         };
@@ -448,7 +457,8 @@ impl ConcurrencyLimiter {
             }
             let saved = *saved;
             rtts.sort_by(f64::total_cmp);
-            let rank = ((p.percentile * rtts.len() as f64).ceil() as usize).clamp(1, rtts.len()) - 1;
+            let rank =
+                ((p.percentile * rtts.len() as f64).ceil() as usize).clamp(1, rtts.len()) - 1;
             let baseline = Duration::from_secs_f64(rtts[rank] / 1000.0);
             match &mut st.algo {
                 Algo::Gradient2(g) => g.rebaseline(baseline),
@@ -483,12 +493,17 @@ impl ConcurrencyLimiter {
                 let w = &mut st.window;
                 let start = *w.start.get_or_insert(now);
                 let rtt_ms = rtt.as_secs_f64() * 1000.0;
-                w.min_ms = if w.count == 0 { rtt_ms } else { w.min_ms.min(rtt_ms) };
+                w.min_ms = if w.count == 0 {
+                    rtt_ms
+                } else {
+                    w.min_ms.min(rtt_ms)
+                };
                 w.count += 1;
                 w.sum_ms += rtt_ms;
                 w.max_inflight = w.max_inflight.max(inflight);
                 w.dropped |= dropped;
-                let span = Duration::from_secs_f64(2.0 * w.min_ms / 1000.0).clamp(min_window, max_window);
+                let span =
+                    Duration::from_secs_f64(2.0 * w.min_ms / 1000.0).clamp(min_window, max_window);
                 if now.saturating_sub(start) < span {
                     None
                 } else {
@@ -509,7 +524,9 @@ impl ConcurrencyLimiter {
             Algo::Gradient2(g) => g.update(sample, min, max),
             Algo::Aimd(a) => a.update(sample, min, max),
         };
-        shared.limit.store(estimate.floor() as u32, Ordering::Release);
+        shared
+            .limit
+            .store(estimate.floor() as u32, Ordering::Release);
     }
 }
 
@@ -622,7 +639,11 @@ impl AdaptiveThrottle {
     /// # Errors
     ///
     /// The denying [`Decision`]; its `axis` names the axis (`Concurrency` or `Rate`).
-    pub fn acquire<K: Hash + ?Sized>(&self, key: &K, tier: Tier) -> Result<ConcurrencyPermit, Decision> {
+    pub fn acquire<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+    ) -> Result<ConcurrencyPermit, Decision> {
         let permit = match self.concurrency_limiter() {
             Some(limiter) if !self.is_disabled() => Some(limiter.try_acquire(tier)?),
             _ => None,

@@ -42,7 +42,9 @@ fn rejects_at_the_limit_naming_the_concurrency_axis() {
 #[test]
 fn cancelled_permit_releases_its_slot_and_is_not_a_sample() {
     let (l, clock) = limiter(fixed(3));
-    let permits: Vec<_> = (0..3).map(|_| l.try_acquire(Tier::Critical).unwrap()).collect();
+    let permits: Vec<_> = (0..3)
+        .map(|_| l.try_acquire(Tier::Critical).unwrap())
+        .collect();
     assert_eq!(l.inflight(), 3);
     clock.advance(ms(500));
     drop(permits); // no outcome: cancelled
@@ -126,7 +128,9 @@ fn windowed_updates_once_per_window_with_the_mean_rtt() {
         .unwrap();
     let (l, clock) = limiter(cfg);
     for _ in 0..5 {
-        let held: Vec<_> = (0..10).map(|_| l.try_acquire(Tier::Critical).unwrap()).collect();
+        let held: Vec<_> = (0..10)
+            .map(|_| l.try_acquire(Tier::Critical).unwrap())
+            .collect();
         clock.advance(ms(30));
         held.into_iter().for_each(ConcurrencyPermit::success);
     }
@@ -204,8 +208,14 @@ fn probe_jitter_is_seeded() {
 #[test]
 fn build_rejects_bad_concurrency_values_naming_them() {
     use crate::ConfigError as E;
-    let e = ConcurrencyConfig::builder().min_limit(0).build().unwrap_err();
-    assert!(matches!(e, E::ConcurrencyLimitsOutOfOrder { min: 0, .. }), "{e}");
+    let e = ConcurrencyConfig::builder()
+        .min_limit(0)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e, E::ConcurrencyLimitsOutOfOrder { min: 0, .. }),
+        "{e}"
+    );
     let e = ConcurrencyConfig::builder()
         .initial_limit(2000)
         .build()
@@ -225,9 +235,24 @@ fn build_rejects_bad_concurrency_values_naming_them() {
             .unwrap_err()
     };
     let e = g(|p| p.rtt_tolerance = 0.9);
-    assert!(e.to_string().contains("rtt_tolerance") && e.to_string().contains("0.9"), "{e}");
-    assert!(matches!(g(|p| p.smoothing = 0.0), E::ConcurrencyValueOutOfRange { name: "smoothing", .. }));
-    assert!(matches!(g(|p| p.max_gradient = 2.5), E::ConcurrencyValueOutOfRange { name: "max_gradient", .. }));
+    assert!(
+        e.to_string().contains("rtt_tolerance") && e.to_string().contains("0.9"),
+        "{e}"
+    );
+    assert!(matches!(
+        g(|p| p.smoothing = 0.0),
+        E::ConcurrencyValueOutOfRange {
+            name: "smoothing",
+            ..
+        }
+    ));
+    assert!(matches!(
+        g(|p| p.max_gradient = 2.5),
+        E::ConcurrencyValueOutOfRange {
+            name: "max_gradient",
+            ..
+        }
+    ));
     let e = ConcurrencyConfig::aimd()
         .to_builder()
         .algorithm(ConcurrencyAlgorithm::Aimd(AimdParams {
@@ -236,7 +261,13 @@ fn build_rejects_bad_concurrency_values_naming_them() {
         }))
         .build()
         .unwrap_err();
-    assert!(matches!(e, E::ConcurrencyValueOutOfRange { name: "backoff_ratio", .. }));
+    assert!(matches!(
+        e,
+        E::ConcurrencyValueOutOfRange {
+            name: "backoff_ratio",
+            ..
+        }
+    ));
     let e = ConcurrencyConfig::builder()
         .aggregation(SampleAggregation::Windowed {
             min_window: ms(500),
@@ -253,7 +284,13 @@ fn build_rejects_bad_concurrency_values_naming_them() {
         })
         .build()
         .unwrap_err();
-    assert!(matches!(e, E::ConcurrencyValueOutOfRange { name: "probe percentile", .. }));
+    assert!(matches!(
+        e,
+        E::ConcurrencyValueOutOfRange {
+            name: "probe percentile",
+            ..
+        }
+    ));
     // The throttle's build() checks the nested section too.
     let bad = ConcurrencyConfig {
         min_limit: 0,

@@ -175,7 +175,10 @@ impl Controller {
             base_limit: cfg.initial_limit,
             last_adjust_at: None,
             signal: Signal::for_config(&cfg),
-            interval: IntervalSamples::new(crate::config::DEFAULT_INTERVAL_SAMPLE_CAPACITY, sample_seed),
+            interval: IntervalSamples::new(
+                crate::config::DEFAULT_INTERVAL_SAMPLE_CAPACITY,
+                sample_seed,
+            ),
             previous_interval_mean: None,
             long_baseline: None,
             last_change_at: None,
@@ -283,9 +286,9 @@ impl Controller {
             self.interval.push(millis_f64(rtt));
         }
         self.advance(now, events);
-        let gate_open = self
-            .last_adjust_at
-            .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last);
+        let gate_open = self.last_adjust_at.map_or(true, |last| {
+            now.saturating_sub(last) >= self.cfg.sample_interval || now < last
+        });
         let fresh_enough = !self.cfg.skip_stale_samples
             || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
         if gate_open && fresh_enough {
@@ -522,7 +525,12 @@ impl Controller {
     }
 
     /// Sets a freeze reason. Returns false if it was already set.
-    pub fn freeze(&mut self, reason: FreezeReason, now: Duration, events: &mut Vec<ThrottleEvent>) -> bool {
+    pub fn freeze(
+        &mut self,
+        reason: FreezeReason,
+        now: Duration,
+        events: &mut Vec<ThrottleEvent>,
+    ) -> bool {
         if self.freeze & reason.bit() != 0 {
             return false;
         }
@@ -532,7 +540,12 @@ impl Controller {
     }
 
     /// Clears a freeze reason. Returns false if it was not set.
-    pub fn unfreeze(&mut self, reason: FreezeReason, now: Duration, events: &mut Vec<ThrottleEvent>) -> bool {
+    pub fn unfreeze(
+        &mut self,
+        reason: FreezeReason,
+        now: Duration,
+        events: &mut Vec<ThrottleEvent>,
+    ) -> bool {
         if self.freeze & reason.bit() == 0 {
             return false;
         }
@@ -581,7 +594,11 @@ impl Controller {
     }
 
     /// Clears freezes and the ramp and returns the limit to its base; returns that limit.
-    pub fn rollback_to_base_limit(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) -> u32 {
+    pub fn rollback_to_base_limit(
+        &mut self,
+        now: Duration,
+        events: &mut Vec<ThrottleEvent>,
+    ) -> u32 {
         for reason in FreezeReason::ALL {
             self.unfreeze(reason, now, events);
         }
@@ -737,7 +754,10 @@ mod tests {
 
     #[test]
     fn ramp_climbs_in_stages_and_defers_increases() {
-        let cfg = ThrottleConfig::baldur_builder().initial_limit(150).build().unwrap();
+        let cfg = ThrottleConfig::baldur_builder()
+            .initial_limit(150)
+            .build()
+            .unwrap();
         let mut c = Controller::new(cfg);
         let mut ev = Vec::new();
         c.override_limit(75, ChangeReason::Rollback, ms(0), &mut ev);
@@ -750,7 +770,10 @@ mod tests {
         assert_eq!(c.limit(), 135);
         c.advance(ms(60_000), &mut ev);
         assert_eq!(c.limit(), 150);
-        assert!(c.ramp_active(), "the ramp ends one interval after its last stage");
+        assert!(
+            c.ramp_active(),
+            "the ramp ends one interval after its last stage"
+        );
         c.advance(ms(90_000), &mut ev);
         assert!(!c.ramp_active());
         assert_eq!(c.regime(), Regime::Normal);
@@ -801,7 +824,10 @@ mod tests {
         assert_eq!(c.limit(), 100);
         c.advance(ms(90_000), &mut ev);
         assert_eq!(c.limit(), 150);
-        assert_eq!(limits_of(&ev).last().unwrap().2, ChangeReason::RampCompleted);
+        assert_eq!(
+            limits_of(&ev).last().unwrap().2,
+            ChangeReason::RampCompleted
+        );
     }
 
     #[test]
@@ -846,12 +872,20 @@ mod tests {
             c.record(ms(50), ms(i * 20), &mut ev);
         }
         c.record(ms(900), ms(500), &mut ev); // the outlier opens the tick; p90 is 50 ms
-        assert!(c.limit() >= 100, "not cut (flat latency may grow it): {}", c.limit());
+        assert!(
+            c.limit() >= 100,
+            "not cut (flat latency may grow it): {}",
+            c.limit()
+        );
         assert_eq!(c.stats().sla_criticals, 0);
         let mut b = Controller::new(ThrottleConfig::baldur());
         b.record(ms(50), ms(0), &mut ev);
         b.record(ms(900), ms(500), &mut ev);
-        assert_eq!(b.limit(), 70, "Baldur's preset cuts on the triggering sample");
+        assert_eq!(
+            b.limit(),
+            70,
+            "Baldur's preset cuts on the triggering sample"
+        );
     }
 
     #[test]

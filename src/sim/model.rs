@@ -204,7 +204,11 @@ impl Scenario {
             .find(|s| s.from <= t && t < s.to)
             .map_or(0.0, |s| {
                 let span = (s.to - s.from).as_secs_f64();
-                let x = if span > 0.0 { (t - s.from).as_secs_f64() / span } else { 0.0 };
+                let x = if span > 0.0 {
+                    (t - s.from).as_secs_f64() / span
+                } else {
+                    0.0
+                };
                 s.start_rps + (s.end_rps - s.start_rps) * x
             })
     }
@@ -213,8 +217,8 @@ impl Scenario {
     pub fn workers_at(&self, t: Duration) -> u32 {
         self.workers_changes
             .iter()
-            .filter(|(at, _)| *at <= t)
-            .last()
+            .rev()
+            .find(|(at, _)| *at <= t)
             .map_or(self.service.workers, |(_, w)| *w)
     }
 
@@ -222,8 +226,8 @@ impl Scenario {
     pub fn extra_at(&self, t: Duration) -> Duration {
         self.extra_latency
             .iter()
-            .filter(|(at, _)| *at <= t)
-            .last()
+            .rev()
+            .find(|(at, _)| *at <= t)
             .map_or(Duration::ZERO, |(_, e)| *e)
     }
 
@@ -234,8 +238,13 @@ impl Scenario {
 
     /// Offered 2× the capacity throughout.
     pub fn steady_overload(scale: SimScale) -> Self {
-        let s = Self::base("steady_overload", "offered 2x capacity throughout", scale, 2)
-            .phases(&["overload", "overload+"], scale);
+        let s = Self::base(
+            "steady_overload",
+            "offered 2x capacity throughout",
+            scale,
+            2,
+        )
+        .phases(&["overload", "overload+"], scale);
         let rps = 2.0 * s.healthy_capacity();
         s.constant(rps)
     }
@@ -305,9 +314,24 @@ impl Scenario {
         let mut s = s.constant(0.5 * c);
         let crowd_end = p + p / 3;
         s.load = vec![
-            LoadSegment { from: Duration::ZERO, to: p, start_rps: 0.5 * c, end_rps: 0.5 * c },
-            LoadSegment { from: p, to: crowd_end, start_rps: 5.0 * c, end_rps: 5.0 * c },
-            LoadSegment { from: crowd_end, to: s.duration, start_rps: 0.5 * c, end_rps: 0.5 * c },
+            LoadSegment {
+                from: Duration::ZERO,
+                to: p,
+                start_rps: 0.5 * c,
+                end_rps: 0.5 * c,
+            },
+            LoadSegment {
+                from: p,
+                to: crowd_end,
+                start_rps: 5.0 * c,
+                end_rps: 5.0 * c,
+            },
+            LoadSegment {
+                from: crowd_end,
+                to: s.duration,
+                start_rps: 0.5 * c,
+                end_rps: 0.5 * c,
+            },
         ];
         s
     }

@@ -116,7 +116,10 @@ impl Policy {
     /// `ThrottleConfig::baldur()` as a capacity guard (shared key, 1 s sliding window, bounds
     /// scaled to the service); the ladder and its inputs are Baldur's, exactly.
     pub fn baldur(scenario: &Scenario) -> Self {
-        let cfg = build(shared_rate(ThrottleConfig::baldur_builder(), scenario.healthy_capacity()));
+        let cfg = build(shared_rate(
+            ThrottleConfig::baldur_builder(),
+            scenario.healthy_capacity(),
+        ));
         Self {
             name: "baldur",
             kind: PolicyKind::Throttle {

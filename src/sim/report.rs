@@ -65,12 +65,15 @@ impl Evaluation {
             .iter()
             .enumerate()
             .map(|(i, &tc)| {
-                let te = changes.get(i + 1).copied().unwrap_or(self.scenario.duration);
+                let te = changes
+                    .get(i + 1)
+                    .copied()
+                    .unwrap_or(self.scenario.duration);
                 let (first, last) = (per_bin(tc), per_bin(te).min(mine.len()).min(oracle.len()));
                 let window_ok = |b: usize| {
                     let good: u32 = mine[b..b + 2].iter().map(|x| x.good).sum();
                     let oracle_good: u32 = oracle[b..b + 2].iter().map(|x| x.good).sum();
-                    let p99_ok = mine[b + 1].p99_2s.is_none_or(|p| p <= bound);
+                    let p99_ok = mine[b + 1].p99_2s.map_or(true, |p| p <= bound);
                     f64::from(good) >= 0.9 * f64::from(oracle_good) && p99_ok
                 };
                 let mut converged_at = None;
@@ -175,9 +178,14 @@ impl Evaluation {
                 "| {} | {:.1} % | {} | {} | {} | {:.0} % |",
                 r.policy,
                 100.0 * self.total_goodput_vs_oracle(r.policy),
-                if conv.is_empty() { "-".to_string() } else { conv },
+                if conv.is_empty() {
+                    "-".to_string()
+                } else {
+                    conv
+                },
                 after,
-                r.min_limit_to_need.map_or("-".to_string(), |v| format!("{:.2}", v)),
+                r.min_limit_to_need
+                    .map_or("-".to_string(), |v| format!("{:.2}", v)),
                 100.0 * self.non_essential_share_of_rejections(r.policy),
             );
         }

@@ -194,7 +194,8 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     let mut next_bin = 0usize;
     let mut min_ratio: Option<f64> = None;
     let end = scenario.duration + DRAIN;
-    let mean_latency = |t: Duration| scenario.service.mean_service_secs() + scenario.extra_at(t).as_secs_f64();
+    let mean_latency =
+        |t: Duration| scenario.service.mean_service_secs() + scenario.extra_at(t).as_secs_f64();
 
     while let Some(Reverse((at_ns, _, ev))) = heap.pop() {
         let now = Duration::from_nanos(at_ns);
@@ -209,7 +210,8 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                 let t_end = BIN * (next_bin as u32 + 1);
                 b.rate_limit = Some(t.current_limit());
                 b.concurrency_limit = t.concurrency_limiter().map(|c| c.limit());
-                if t_end >= Duration::from_secs(5) && t_end <= scenario.duration && policy.adaptive {
+                if t_end >= Duration::from_secs(5) && t_end <= scenario.duration && policy.adaptive
+                {
                     let offered = scenario.offered_rps(t_end - BIN);
                     let window = t.config().window().as_secs_f64();
                     let mut need_ratio = f64::INFINITY;
@@ -261,7 +263,10 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                 } else {
                     Tier::NonEssential
                 };
-                let phase = scenario.phases.iter().position(|p| p.start <= now && now < p.end);
+                let phase = scenario
+                    .phases
+                    .iter()
+                    .position(|p| p.start <= now && now < p.end);
                 let bin = (now.as_nanos() / BIN.as_nanos()) as usize;
                 bins[bin].offered += 1;
                 if let Some(p) = phase {
@@ -324,7 +329,11 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
             }
             Ev::ServiceDone(id) => {
                 busy -= 1;
-                push(&mut heap, now + scenario.extra_at(now), Ev::ResponseDone(id));
+                push(
+                    &mut heap,
+                    now + scenario.extra_at(now),
+                    Ev::ResponseDone(id),
+                );
                 while busy < workers {
                     let Some(next) = queue.pop_front() else { break };
                     busy += 1;
@@ -333,7 +342,9 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                 }
             }
             Ev::ResponseDone(id) => {
-                let Some(mut req) = reqs[id].take() else { continue };
+                let Some(mut req) = reqs[id].take() else {
+                    continue;
+                };
                 inflight -= 1;
                 let latency = now - req.arrival;
                 if let Some(t) = &throttle {
@@ -386,7 +397,11 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
             b.p99 = Some(quantile(lat, 0.99));
         }
     }
-    for ((ph, lat), settled) in phases.iter_mut().zip(phase_lat.iter_mut()).zip(settled_lat.iter_mut()) {
+    for ((ph, lat), settled) in phases
+        .iter_mut()
+        .zip(phase_lat.iter_mut())
+        .zip(settled_lat.iter_mut())
+    {
         ph.p50 = quantile(lat, 0.5);
         ph.p99 = quantile(lat, 0.99);
         ph.settled_p99 = quantile(settled, 0.99);
