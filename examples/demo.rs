@@ -6,12 +6,20 @@
 //! returns. One line per simulated second shows how the limit follows. Runs in well under a
 //! second; no network, no configuration.
 //!
+//! Requests are admitted with `acquire` and hold their permit until they complete, as the HTTP
+//! layer does. With the recommended config (`default`) the binding limit is the concurrency
+//! axis (requests in flight), and the rate axis is a per-client quota far above this single
+//! client's need; with `baldur` (no concurrency axis) the limit is admissions per second.
+//! The full comparison is `cargo run --release --example simulate`.
+//!
 //! Options: `--seconds N` (default 60), `--preset baldur|default` (default `default`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
+use tower_adaptive_throttle::{
+    AdaptiveThrottle, ConcurrencyPermit, ManualClock, ThrottleConfig, Tier,
+};
 
 const STEP: Duration = Duration::from_millis(10);
 const BASE_LATENCY: Duration = Duration::from_millis(40);
@@ -60,8 +68,8 @@ fn main() {
     let clock = ManualClock::new();
     let throttle = AdaptiveThrottle::with_clock(cfg, clock.clone());
 
-    // FIFO of (arrival time) waiting for a worker; completions feed the throttle.
-    let mut queue: VecDeque<Duration> = VecDeque::new();
+    // FIFO of (arrival time, permit) waiting for a worker; completions feed the throttle.
+    let mut queue: VecDeque<(Duration, ConcurrencyPermit)> = VecDeque::new();
     let mut service_credit = 0.0f64;
     let mut arrival_credit = 0.0f64;
     let (mut admitted, mut rejected) = (0u64, 0u64);
@@ -74,6 +82,13 @@ fn main() {
         "{:>4}  {:>5}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
         "t(s)", "limit", "rtt(ms)", "gradient", "admitted", "rejected", "p99(ms)", "regime"
     );
+    if throttle.concurrency_limiter().is_some() {
+        println!(
+            "(limit = in-flight limit of the concurrency axis; gradient = its Gradient2 gradient)"
+        );
+    } else {
+        println!("(limit = admissions per second on the rate axis)");
+    }
     let steps_per_second = (Duration::from_secs(1).as_millis() / STEP.as_millis()) as u64;
     for step in 0..seconds * steps_per_second {
         let now = clock.now();
@@ -88,18 +103,19 @@ fn main() {
         arrival_credit += OFFERED * STEP.as_secs_f64();
         while arrival_credit >= 1.0 {
             arrival_credit -= 1.0;
-            if throttle.check("all-clients", Tier::Standard).allowed {
-                admitted += 1;
-                queue.push_back(now);
-            } else {
-                rejected += 1;
+            match throttle.acquire("all-clients", Tier::Standard) {
+                Ok(permit) => {
+                    admitted += 1;
+                    queue.push_back((now, permit));
+                }
+                Err(_) => rejected += 1,
             }
         }
 
         // Service: `capacity` completions per second; each request also takes BASE_LATENCY.
         service_credit += capacity * STEP.as_secs_f64();
         while service_credit >= 1.0 {
-            let Some(arrived) = queue.pop_front() else {
+            let Some((arrived, permit)) = queue.pop_front() else {
                 service_credit = 0.0;
                 break;
             };
@@ -107,11 +123,17 @@ fn main() {
             let latency = now - arrived + BASE_LATENCY;
             latencies.push(latency);
             throttle.record_response(latency);
+            permit.success();
         }
 
         clock.advance(STEP);
         if (step + 1) % steps_per_second == 0 {
             let stats = throttle.stats();
+            let rtt = stats.smoothed_rtt;
+            let (limit, gradient) = match throttle.concurrency_stats() {
+                Some(c) => (c.limit, c.gradient),
+                None => (stats.current_limit, stats.gradient),
+            };
             latencies.sort();
             let p99 = latencies
                 .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
@@ -120,9 +142,9 @@ fn main() {
             println!(
                 "{:>4}  {:>5}  {:>9.1}  {:>8.3}  {:>8}  {:>8}  {:>8.0}  {:>10}",
                 (step + 1) / steps_per_second,
-                stats.current_limit,
-                stats.smoothed_rtt.unwrap_or_default().as_secs_f64() * 1000.0,
-                stats.gradient,
+                limit,
+                rtt.unwrap_or_default().as_secs_f64() * 1000.0,
+                gradient,
                 admitted,
                 rejected,
                 p99.as_secs_f64() * 1000.0,

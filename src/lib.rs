@@ -33,6 +33,8 @@
 //! - [`signal`]: latency samples → smoothed latency and trend.
 //! - [`control`]: the limit, the ladder, regimes, freezes, the recovery ramp (pure).
 //! - [`strategy`]: ThrottleKit-conformant rate strategies (pure).
+//! - [`concurrency`]: the adaptive in-flight limit (Gradient2, AIMD) and its RAII permit.
+//! - [`sim`]: a deterministic virtual-time simulator that measures control quality.
 //! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
 //!
 //! # Features
@@ -50,6 +52,7 @@ mod admission;
 pub mod audit;
 pub mod breaker;
 pub mod clock;
+pub mod concurrency;
 pub mod config;
 pub mod control;
 pub mod counters;
@@ -61,12 +64,14 @@ mod log;
 pub mod metrics;
 pub mod registry;
 pub mod signal;
+pub mod sim;
 pub mod strategy;
 mod throttle;
 mod util;
 
 pub use breaker::BreakerConfig;
 pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use concurrency::{ConcurrencyConfig, ConcurrencyPermit, Outcome};
 pub use config::{ConfigError, ThrottleConfig, ThrottleConfigBuilder};
 pub use control::Regime;
 pub use decision::{Axis, Decision, ParseTierError, RejectReason, Tier};

@@ -80,6 +80,8 @@ struct Inner {
     rejected: AtomicU64,
     /// Rejections a shadow-mode layer let through.
     shadow_rejected: AtomicU64,
+    /// The concurrency axis, when the config has a concurrency section (see `concurrency/`).
+    concurrency: Option<crate::concurrency::ConcurrencyLimiter>,
 }
 
 const NO_RTT: u64 = u64::MAX;
@@ -104,9 +106,15 @@ impl AdaptiveThrottle {
         let cfg = Arc::new(cfg);
         let (events, _) = broadcast::channel(cfg.event_capacity);
         let controller = Controller::with_config(cfg.clone());
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let concurrency = cfg
+            .concurrency()
+            .cloned()
+            .map(|c| crate::concurrency::ConcurrencyLimiter::with_shared_clock(c, clock.clone()));
         Self {
             inner: Arc::new(Inner {
-                clock: Arc::new(clock),
+                clock,
+                concurrency,
                 limit: AtomicU32::new(controller.limit()),
                 tier_limits: Tier::ALL
                     .map(|t| AtomicU64::new(encode_tier_limit(controller.tier_limit(t)))),
@@ -129,6 +137,12 @@ impl AdaptiveThrottle {
                 shadow_rejected: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The concurrency axis, if the config has a concurrency section. It is built once, with
+    /// the throttle; `swap_config` does not replace it.
+    pub fn concurrency_limiter(&self) -> Option<&crate::concurrency::ConcurrencyLimiter> {
+        self.inner.concurrency.as_ref()
     }
 
     /// Time on the throttle's clock.
