@@ -329,9 +329,9 @@ impl Controller {
             self.interval.push(millis_f64(rtt));
         }
         self.advance(now, events);
-        let gate_open = self.last_adjust_at.map_or(true, |last| {
-            now.saturating_sub(last) >= self.cfg.sample_interval || now < last
-        });
+        let gate_open = self
+            .last_adjust_at
+            .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last);
         let fresh_enough = !self.cfg.skip_stale_samples
             || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
         if gate_open && fresh_enough {

@@ -73,7 +73,7 @@ impl Evaluation {
                 let window_ok = |b: usize| {
                     let good: u32 = mine[b..b + 2].iter().map(|x| x.good).sum();
                     let oracle_good: u32 = oracle[b..b + 2].iter().map(|x| x.good).sum();
-                    let p99_ok = mine[b + 1].p99_2s.map_or(true, |p| p <= bound);
+                    let p99_ok = mine[b + 1].p99_2s.is_none_or(|p| p <= bound);
                     f64::from(good) >= 0.9 * f64::from(oracle_good) && p99_ok
                 };
                 let mut converged_at = None;
