@@ -41,7 +41,7 @@ fn main() {
     }
     let scenarios: Vec<_> = Scenario::all(scale)
         .into_iter()
-        .filter(|s| only.as_deref().map_or(true, |n| n == s.name))
+        .filter(|s| only.as_deref().is_none_or(|n| n == s.name))
         .collect();
     if scenarios.is_empty() {
         eprintln!("no scenario named {only:?}");
