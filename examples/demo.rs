@@ -27,7 +27,9 @@ fn main() {
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(60),
             "--preset" => preset = args.next().unwrap_or_default(),
             other => {
-                eprintln!("unknown argument {other:?}; options: --seconds N, --preset baldur|default");
+                eprintln!(
+                    "unknown argument {other:?}; options: --seconds N, --preset baldur|default"
+                );
                 std::process::exit(2);
             }
         }
@@ -46,7 +48,9 @@ fn main() {
         .initial_limit(300)
         .min_limit(20)
         .max_limit(1000)
-        .rate_strategy(tower_adaptive_throttle::config::RateStrategy::Gcra { burst_fraction: 0.05 })
+        .rate_strategy(tower_adaptive_throttle::config::RateStrategy::Gcra {
+            burst_fraction: 0.05,
+        })
         .build()
         .unwrap_or_else(|e| {
             eprintln!("invalid config: {e}");

@@ -34,6 +34,8 @@
 //! - [`control`]: the limit, the ladder, regimes, freezes, the recovery ramp (pure).
 //! - [`strategy`]: ThrottleKit-conformant rate strategies (pure).
 //! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
+//! - [`http`]: [`AdaptiveThrottleLayer`], the tower/axum/hyper middleware (keys, tiers, 429s,
+//!   `RateLimit` headers).
 //!
 //! # Features
 //!
@@ -41,6 +43,7 @@
 //! |---|---|
 //! | `serde` | `Serialize`/`Deserialize` for the config, stats and events |
 //! | `tracing` | `debug!` logs of every limit change |
+//! | `axum` | `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -50,6 +53,7 @@ pub mod config;
 pub mod control;
 mod decision;
 pub mod events;
+pub mod http;
 mod log;
 pub mod signal;
 pub mod strategy;
@@ -62,3 +66,7 @@ pub use control::Regime;
 pub use decision::{Axis, Decision, ParseTierError, RejectReason, Tier};
 pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use throttle::{AdaptiveThrottle, ThrottleStats};
+
+pub use crate::http::{
+    AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,
+};
