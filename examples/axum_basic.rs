@@ -25,7 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(hello))
         .layer(AdaptiveThrottleLayer::new(cfg));
 
-    let addr = if demo { "127.0.0.1:0" } else { "127.0.0.1:3000" };
+    let addr = if demo {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:3000"
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     // The default key is the peer IP, which axum provides through connect info.

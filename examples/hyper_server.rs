@@ -20,7 +20,9 @@ use tower_adaptive_throttle::{AdaptiveThrottleLayer, ThrottleConfig};
 
 async fn handler(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     tokio::time::sleep(Duration::from_millis(20)).await;
-    Ok(Response::new(Full::new(Bytes::from_static(b"hello from hyper\n"))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"hello from hyper\n",
+    ))))
 }
 
 #[tokio::main]
@@ -32,7 +34,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let layer = AdaptiveThrottleLayer::new(cfg);
 
-    let addr = if demo { "127.0.0.1:0" } else { "127.0.0.1:3000" };
+    let addr = if demo {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:3000"
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let throttle = layer.throttle().clone();
@@ -42,12 +48,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             };
             // One service per connection; all share the layer's throttle.
-            let svc = layer
-                .layer(tower::service_fn(handler))
-                .map_request(move |mut req: Request<Incoming>| {
+            let svc = layer.layer(tower::service_fn(handler)).map_request(
+                move |mut req: Request<Incoming>| {
                     req.extensions_mut().insert(peer);
                     req
-                });
+                },
+            );
             tokio::spawn(async move {
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));

@@ -44,7 +44,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route_layer(layer.tier_header(HeaderName::from_static("x-priority"))),
         );
 
-    let addr = if demo { "127.0.0.1:0" } else { "127.0.0.1:3000" };
+    let addr = if demo {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:3000"
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let server = axum::serve(

@@ -62,8 +62,14 @@ async fn each_peer_ip_has_its_own_window() {
         .layer(AdaptiveThrottleLayer::from_throttle(t.clone()));
     let a = [192, 0, 2, 1];
     let b = [192, 0, 2, 2];
-    assert_eq!(send(&app, a, get_req("/", &[])).await.status(), StatusCode::OK);
-    assert_eq!(send(&app, a, get_req("/", &[])).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(&app, a, get_req("/", &[])).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, a, get_req("/", &[])).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         send(&app, a, get_req("/", &[])).await.status(),
         StatusCode::TOO_MANY_REQUESTS
@@ -103,7 +109,10 @@ async fn trusted_proxy_requests_are_keyed_by_the_forwarded_client() {
     let alice = [("x-forwarded-for", "6.6.6.6, 198.51.100.1")];
     let bob = [("x-forwarded-for", "198.51.100.2")];
     for _ in 0..2 {
-        assert_eq!(send(&app, proxy, get_req("/", &alice)).await.status(), StatusCode::OK);
+        assert_eq!(
+            send(&app, proxy, get_req("/", &alice)).await.status(),
+            StatusCode::OK
+        );
     }
     assert_eq!(
         send(&app, proxy, get_req("/", &alice)).await.status(),
@@ -121,9 +130,15 @@ async fn trusted_proxy_forwarded_header_is_read_from_the_right() {
     let t = throttle(1);
     let app = behind_proxies(&t, ProxyHeader::Forwarded);
     let proxy = [10, 0, 0, 1];
-    let first = [("forwarded", "for=6.6.6.6, for=\"198.51.100.7:5000\", for=10.0.0.9")];
+    let first = [(
+        "forwarded",
+        "for=6.6.6.6, for=\"198.51.100.7:5000\", for=10.0.0.9",
+    )];
     let spoofed = [("forwarded", "for=7.7.7.7, for=198.51.100.7, for=10.0.0.9")];
-    assert_eq!(send(&app, proxy, get_req("/", &first)).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(&app, proxy, get_req("/", &first)).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         send(&app, proxy, get_req("/", &spoofed)).await.status(),
         StatusCode::TOO_MANY_REQUESTS,
@@ -143,7 +158,11 @@ async fn untrusted_peers_cannot_choose_their_key_with_x_forwarded_for() {
     }
     assert_eq!(
         statuses,
-        [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
     );
 }
 
@@ -156,8 +175,17 @@ async fn tier_header_is_honoured_from_any_peer_unless_trusted_only() {
     let critical = [("x-priority", "critical")];
     let res = send(&open, [203, 0, 113, 5], get_req("/", &critical)).await;
     assert_eq!(text(res).await, "critical 9 true");
-    let res = send(&open, [203, 0, 113, 5], get_req("/", &[("x-priority", "vip")])).await;
-    assert_eq!(text(res).await, "standard 8 true", "unknown values give the default");
+    let res = send(
+        &open,
+        [203, 0, 113, 5],
+        get_req("/", &[("x-priority", "vip")]),
+    )
+    .await;
+    assert_eq!(
+        text(res).await,
+        "standard 8 true",
+        "unknown values give the default"
+    );
 
     let guarded = Router::new().route("/", get(echo)).layer(
         AdaptiveThrottleLayer::from_throttle(throttle(10)).tier_extractor(
@@ -167,7 +195,11 @@ async fn tier_header_is_honoured_from_any_peer_unless_trusted_only() {
         ),
     );
     let res = send(&guarded, [10, 1, 2, 3], get_req("/", &critical)).await;
-    assert_eq!(text(res).await, "critical 9 true", "a trusted proxy sets the tier");
+    assert_eq!(
+        text(res).await,
+        "critical 9 true",
+        "a trusted proxy sets the tier"
+    );
     let res = send(&guarded, [203, 0, 113, 5], get_req("/", &critical)).await;
     assert_eq!(
         text(res).await,
@@ -179,25 +211,32 @@ async fn tier_header_is_honoured_from_any_peer_unless_trusted_only() {
 #[tokio::test]
 async fn per_route_tiers_share_one_limit() {
     let t = throttle(3);
-    let app = Router::new()
-        .route("/pay", get(echo))
-        .route_layer(AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::Critical))
-        .merge(
-            Router::new()
-                .route("/feed", get(echo))
-                .route_layer(
-                    AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::NonEssential),
-                ),
-        );
+    let app =
+        Router::new()
+            .route("/pay", get(echo))
+            .route_layer(AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::Critical))
+            .merge(Router::new().route("/feed", get(echo)).route_layer(
+                AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::NonEssential),
+            ));
     let me = [192, 0, 2, 7];
-    assert_eq!(text(send(&app, me, get_req("/pay", &[])).await).await, "critical 2 true");
+    assert_eq!(
+        text(send(&app, me, get_req("/pay", &[])).await).await,
+        "critical 2 true"
+    );
     assert_eq!(
         text(send(&app, me, get_req("/feed", &[])).await).await,
         "non_essential 1 true"
     );
-    assert_eq!(text(send(&app, me, get_req("/pay", &[])).await).await, "critical 0 true");
+    assert_eq!(
+        text(send(&app, me, get_req("/pay", &[])).await).await,
+        "critical 0 true"
+    );
     let res = send(&app, me, get_req("/feed", &[])).await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "one limit across the routes");
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "one limit across the routes"
+    );
     let body: serde_json::Value = serde_json::from_str(&text(res).await).unwrap();
     assert_eq!(body["tier"], "non_essential");
     assert_eq!(t.stats().allowed_requests, 3);
@@ -214,7 +253,10 @@ async fn admitted_and_rejected_responses_carry_the_rate_limit_fields() {
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers();
     assert_eq!(h[RATELIMIT_POLICY], r#""adaptive";q=2;w=60"#);
-    assert!(h[RATELIMIT].to_str().unwrap().starts_with(r#""adaptive";r=1;t="#));
+    assert!(h[RATELIMIT]
+        .to_str()
+        .unwrap()
+        .starts_with(r#""adaptive";r=1;t="#));
     assert_eq!(h[X_RATELIMIT_LIMIT], "2");
     assert_eq!(h[X_RATELIMIT_REMAINING], "1");
     assert!(!h.contains_key(RETRY_AFTER));
@@ -227,7 +269,10 @@ async fn admitted_and_rejected_responses_carry_the_rate_limit_fields() {
     assert_eq!(h[http::header::CONTENT_TYPE], "application/json");
     let retry: u64 = h[RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    assert_eq!(h[RATELIMIT], format!(r#""adaptive";r=0;t={retry}"#).as_str());
+    assert_eq!(
+        h[RATELIMIT],
+        format!(r#""adaptive";r=0;t={retry}"#).as_str()
+    );
     assert_eq!(h[RATELIMIT_POLICY], r#""adaptive";q=2;w=60"#);
     assert_eq!(h[X_RATELIMIT_REMAINING], "0");
     assert_eq!(h[X_RATELIMIT_RESET], retry.to_string().as_str());
@@ -252,24 +297,32 @@ async fn shadow_mode_serves_everything_and_exposes_the_would_be_decision() {
     for _ in 0..3 {
         let res = send(&app, me, get_req("/", &[])).await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert!(!res.headers().contains_key(RATELIMIT), "shadow mode is invisible");
+        assert!(
+            !res.headers().contains_key(RATELIMIT),
+            "shadow mode is invisible"
+        );
         bodies.push(text(res).await);
     }
-    assert_eq!(bodies, ["standard 0 true", "standard 0 false", "standard 0 false"]);
+    assert_eq!(
+        bodies,
+        ["standard 0 true", "standard 0 false", "standard 0 false"]
+    );
     assert_eq!(t.stats().shadow_rejections, 2);
 }
 
 #[tokio::test]
 async fn extractors_report_a_missing_layer() {
-    let app = Router::new()
-        .route("/required", get(echo))
-        .route(
-            "/optional",
-            get(|d: Option<Decision>, t: Option<Tier>| async move {
-                format!("{} {}", d.is_some(), t.is_some())
-            }),
-        );
-    let res = app.clone().oneshot(get_req("/required", &[])).await.unwrap();
+    let app = Router::new().route("/required", get(echo)).route(
+        "/optional",
+        get(|d: Option<Decision>, t: Option<Tier>| async move {
+            format!("{} {}", d.is_some(), t.is_some())
+        }),
+    );
+    let res = app
+        .clone()
+        .oneshot(get_req("/required", &[]))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(text(res).await.contains("AdaptiveThrottleLayer"));
     let res = app.oneshot(get_req("/optional", &[])).await.unwrap();

@@ -71,7 +71,11 @@ fn client() -> Client<HttpConnector, Empty<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-async fn get(client: &Client<HttpConnector, Empty<Bytes>>, addr: SocketAddr, ms: u64) -> Response<Bytes> {
+async fn get(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: SocketAddr,
+    ms: u64,
+) -> Response<Bytes> {
     let uri = format!("http://{addr}/?ms={ms}");
     let res = client.get(uri.parse().unwrap()).await.unwrap();
     let (parts, body) = res.into_parts();
@@ -101,7 +105,10 @@ async fn burst_over_the_limit_gets_429s_with_standard_headers() {
         if res.status() == StatusCode::TOO_MANY_REQUESTS {
             let retry: u64 = h[RETRY_AFTER].to_str().unwrap().parse().unwrap();
             assert!(retry >= 1);
-            assert_eq!(h[RATELIMIT], format!(r#""adaptive";r=0;t={retry}"#).as_str());
+            assert_eq!(
+                h[RATELIMIT],
+                format!(r#""adaptive";r=0;t={retry}"#).as_str()
+            );
             let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
             assert_eq!(body["limit"], 5);
             assert_eq!(body["retry_after_secs"], retry);
@@ -110,7 +117,11 @@ async fn burst_over_the_limit_gets_429s_with_standard_headers() {
         }
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
-    assert_eq!(seen.lock().unwrap().len(), 5, "rejected requests never reach the handler");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        5,
+        "rejected requests never reach the handler"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,11 +130,19 @@ async fn slow_handler_lowers_the_limit_as_the_ladder_says() {
     let (addr, _) = serve(&t).await;
     let c = client();
     get(&c, addr, 600).await;
-    assert_eq!(t.current_limit(), 70, "one response ≥ sla_critical (500 ms): 100 → 70");
+    assert_eq!(
+        t.current_limit(),
+        70,
+        "one response ≥ sla_critical (500 ms): 100 → 70"
+    );
     // The ladder runs at most once per sample_interval (500 ms).
     tokio::time::advance(Duration::from_millis(500)).await;
     let res = get(&c, addr, 250).await;
-    assert_eq!(t.current_limit(), 63, "one response ≥ sla_warning (200 ms): 70 → 63");
+    assert_eq!(
+        t.current_limit(),
+        63,
+        "one response ≥ sla_warning (200 ms): 70 → 63"
+    );
     assert_eq!(
         res.headers()[RATELIMIT_POLICY],
         r#""adaptive";q=70;w=60"#,
@@ -148,8 +167,15 @@ async fn several_connections_share_one_limit() {
     }
     assert_eq!(ok, 6);
     for c in &clients {
-        assert_eq!(get(c, addr, 1).await.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            get(c, addr, 1).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
     let ports: HashSet<u16> = seen.lock().unwrap().iter().copied().collect();
-    assert_eq!(ports.len(), 3, "the admitted requests came over three connections");
+    assert_eq!(
+        ports.len(),
+        3,
+        "the admitted requests came over three connections"
+    );
 }

@@ -24,7 +24,8 @@ const HEADERS: [&str; 5] = [
 fn header_value() -> impl Strategy<Value = HeaderValue> {
     let bytes = proptest::collection::vec(any::<u8>(), 0..64)
         .prop_filter_map("valid header bytes", |b| HeaderValue::from_bytes(&b).ok());
-    let text = any::<String>().prop_filter_map("valid header text", |s| HeaderValue::from_str(&s).ok());
+    let text =
+        any::<String>().prop_filter_map("valid header text", |s| HeaderValue::from_str(&s).ok());
     let shaped = "((for|For|by)=)?\"?\\[?[0-9a-f:.\\[\\]_\"]{0,40}\\]?(:[0-9]{0,6})?\"?(;proto=https)?( ?, ?[0-9.:a-f\\[\\]]{0,20}){0,4}"
         .prop_filter_map("valid header text", |s| HeaderValue::from_str(&s).ok());
     prop_oneof![bytes, text, shaped]
@@ -40,10 +41,7 @@ fn peer() -> impl Strategy<Value = Option<SocketAddr>> {
     ]
 }
 
-fn request(
-    peer: Option<SocketAddr>,
-    headers: &[(usize, HeaderValue)],
-) -> Request<()> {
+fn request(peer: Option<SocketAddr>, headers: &[(usize, HeaderValue)]) -> Request<()> {
     let mut req = Request::new(());
     for (i, v) in headers {
         let name = HeaderName::from_static(HEADERS[i % HEADERS.len()]);

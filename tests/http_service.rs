@@ -57,7 +57,10 @@ async fn round_trip(
 ) -> Response<ResponseBody<Full<Bytes>>> {
     assert!(svc.poll_ready().is_ready());
     let fut = tokio::spawn(svc.call(Request::new(())));
-    let (_req, send) = handle.next_request().await.expect("request reaches the inner service");
+    let (_req, send) = handle
+        .next_request()
+        .await
+        .expect("request reaches the inner service");
     advance(latency).await;
     send.send_response(ok(status));
     fut.await.unwrap().unwrap()
@@ -72,7 +75,11 @@ async fn admitted_response_records_its_latency_from_call_to_headers() {
     let stats = t.stats();
     assert_eq!(stats.samples.sample_count, 1);
     assert_eq!(stats.samples.max_rtt, Some(Duration::from_millis(600)));
-    assert_eq!(t.current_limit(), 70, "one response at or above 500 ms cuts 100 → 70");
+    assert_eq!(
+        t.current_limit(),
+        70,
+        "one response at or above 500 ms cuts 100 → 70"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -92,7 +99,11 @@ async fn server_error_is_recorded_as_overload() {
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(10), 503).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(t.stats().samples.sample_count, 1);
-    assert_eq!(t.current_limit(), 90, "an overload counts as at least sla_warning: ×0.9");
+    assert_eq!(
+        t.current_limit(),
+        90,
+        "an overload counts as at least sla_warning: ×0.9"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,7 +116,11 @@ async fn inner_error_passes_through_and_is_recorded_as_overload() {
     advance(Duration::from_millis(5)).await;
     send.send_error("backend exploded");
     let err = fut.await.unwrap().unwrap_err();
-    assert_eq!(err.to_string(), "backend exploded", "the inner error is untouched");
+    assert_eq!(
+        err.to_string(),
+        "backend exploded",
+        "the inner error is untouched"
+    );
     assert_eq!(t.stats().samples.sample_count, 1);
     assert_eq!(t.current_limit(), 90);
 }
@@ -119,7 +134,10 @@ async fn dropped_response_future_records_nothing() {
     let (_req, send) = handle.next_request().await.unwrap();
     advance(Duration::from_millis(900)).await;
     task.abort();
-    assert!(task.await.unwrap_err().is_cancelled(), "the future was dropped unfinished");
+    assert!(
+        task.await.unwrap_err().is_cancelled(),
+        "the future was dropped unfinished"
+    );
     send.send_response(ok(200));
     assert_eq!(t.stats().samples.sample_count, 0);
     assert_eq!(t.current_limit(), 100);
@@ -146,7 +164,11 @@ async fn rejection_is_a_429_that_never_reaches_the_inner_service_nor_the_control
         handle.poll_request().is_pending(),
         "the rejected request never reached the inner service"
     );
-    assert_eq!(t.stats().samples.sample_count, samples, "our 429 records no sample");
+    assert_eq!(
+        t.stats().samples.sample_count,
+        samples,
+        "our 429 records no sample"
+    );
     assert_eq!(t.stats().rejected_requests, 1);
 }
 
@@ -177,7 +199,10 @@ async fn each_admission_consumes_one_slot_whatever_its_outcome() {
         assert!(svc.poll_ready().is_ready());
         let fut = tokio::spawn(svc.call(Request::new(())));
         let (req, send) = handle.next_request().await.unwrap();
-        let d = *req.extensions().get::<Decision>().expect("decision in extensions");
+        let d = *req
+            .extensions()
+            .get::<Decision>()
+            .expect("decision in extensions");
         assert_eq!(req.extensions().get::<Tier>(), Some(&Tier::Standard));
         remaining.push(d.remaining);
         match outcome {
@@ -206,7 +231,11 @@ async fn clones_of_the_layer_and_service_share_one_limit() {
     assert_eq!(third.await.unwrap().unwrap().status(), StatusCode::OK);
     assert!(b.poll_ready().is_ready());
     let res = b.call(Request::new(())).await.unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the fourth call anywhere is over");
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the fourth call anywhere is over"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,7 +250,10 @@ async fn admitted_responses_carry_ratelimit_fields() {
         .expect("remaining 4 after one of 5")
         .parse()
         .unwrap();
-    assert!((1..=66).contains(&t_secs), "t = {t_secs}: within a 60 s window (+ one bucket)");
+    assert!(
+        (1..=66).contains(&t_secs),
+        "t = {t_secs}: within a 60 s window (+ one bucket)"
+    );
     assert!(!res.headers().contains_key(http::header::RETRY_AFTER));
 }
 

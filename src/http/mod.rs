@@ -1,9 +1,11 @@
 //! The HTTP layer: [`AdaptiveThrottleLayer`] for axum, hyper and any tower service over
-//! [`http`](::http) types.
+//! types from the `http` crate.
 //!
 //! ```
+//! # #[cfg(not(feature = "axum"))] fn main() {}
 //! # #[cfg(feature = "axum")]
-//! # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::net::SocketAddr;
 //! use axum::{routing::get, Router};
 //! use tower_adaptive_throttle::{AdaptiveThrottleLayer, Decision, ThrottleConfig};
@@ -17,27 +19,37 @@
 //!     .route("/", get(hello))
 //!     .layer(AdaptiveThrottleLayer::new(cfg));
 //!
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! // The default key is the peer IP, so serve with connect info:
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let server = axum::serve(
 //!     listener,
-//!     app.into_make_service_with_connect_info::<SocketAddr>(),
+//!     app.clone().into_make_service_with_connect_info::<SocketAddr>(),
 //! );
 //! # drop(server);
+//! # use tower::ServiceExt;
+//! # use axum::extract::connect_info::MockConnectInfo;
+//! # let app = app.layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+//! # let get = || http::Request::get("/").body(axum::body::Body::empty()).unwrap();
+//! # let mut last = None;
+//! # for _ in 0..21 { last = Some(app.clone().oneshot(get()).await?); }
+//! # let last = last.unwrap();
+//! # assert_eq!(last.status(), 429);
+//! # assert!(last.headers().contains_key("retry-after"));
+//! # assert!(last.headers()["ratelimit-policy"].to_str()?.starts_with("\"adaptive\";q=20;w="));
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! `curl -i` it 21 times within a minute and the 21st answer is:
+//! Ask it 21 times within a minute (`curl -i`) and the 21st answer is:
 //!
 //! ```text
 //! HTTP/1.1 429 Too Many Requests
 //! content-type: application/json
-//! retry-after: 3
+//! retry-after: 6
 //! ratelimit-policy: "adaptive";q=20;w=60
-//! ratelimit: "adaptive";r=0;t=3
+//! ratelimit: "adaptive";r=0;t=6
 //!
-//! {"limit":20,"retry_after_secs":3,"tier":"standard","reason":"rate_limit_exceeded"}
+//! {"limit":20,"retry_after_secs":6,"tier":"standard","reason":"rate_limit_exceeded"}
 //! ```
 //!
 //! # What happens to a request
