@@ -12,8 +12,8 @@ use pin_project_lite::pin_project;
 
 use super::body::{record, BodyTimer, ResponseBody};
 use super::classify::{Classify, Outcome};
-use super::headers::{write_headers, HeaderOptions};
-use crate::{AdaptiveThrottle, Decision};
+use super::headers::{write_headers, Fields, HeaderOptions};
+use crate::AdaptiveThrottle;
 
 pin_project! {
     /// The response future: the inner service's future (timed and classified when it
@@ -88,8 +88,7 @@ pub(crate) struct Recorder<C> {
 
 /// The rate-limit fields of an admitted response.
 pub(crate) struct AdmittedHeaders {
-    pub(crate) decision: Decision,
-    pub(crate) window: Duration,
+    pub(crate) fields: Fields,
     pub(crate) options: HeaderOptions,
 }
 
@@ -143,7 +142,7 @@ where
                 let timer = recorder.take().and_then(|r| r.finish(result.as_ref()));
                 Poll::Ready(result.map(|mut res| {
                     if let Some(h) = headers.take() {
-                        write_headers(res.headers_mut(), &h.decision, h.window, h.options);
+                        write_headers(res.headers_mut(), h.fields, h.options);
                     }
                     res.map(|body| ResponseBody::inner(body, timer))
                 }))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use ::http::header::{Entry, HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use ::http::{Response, StatusCode};
 use bytes::Bytes;
 
@@ -65,61 +65,77 @@ impl HeaderOptions {
     }
 }
 
-/// Seconds until more quota is available: the retry delay when denied (so `Retry-After` never
-/// points earlier than `t`), the window's reset when allowed.
-fn t_secs(d: &Decision) -> u64 {
-    if d.allowed {
-        ceil_secs(d.reset_after)
-    } else {
-        retry_after_secs(d.retry_after)
+/// The numbers the rate-limit fields carry, taken from a [`Decision`] once (small enough to keep
+/// in the response future).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fields {
+    allowed: bool,
+    limit: u32,
+    remaining: u32,
+    /// Seconds until more quota is available: the retry delay when denied (so `Retry-After`
+    /// never points earlier than `t`), the window's reset when allowed.
+    t: u64,
+    /// The window in whole seconds, at least 1.
+    w: u64,
+}
+
+impl Fields {
+    pub(crate) fn new(d: &Decision, window: Duration) -> Self {
+        Self {
+            allowed: d.allowed,
+            limit: d.limit,
+            remaining: d.remaining,
+            t: if d.allowed {
+                ceil_secs(d.reset_after)
+            } else {
+                retry_after_secs(d.retry_after)
+            },
+            w: ceil_secs(window).max(1),
+        }
     }
 }
 
-/// Writes the rate-limit fields of `d` into `headers`, leaving any field already present alone
-/// (an inner layer or a custom rejection handler wins). `Retry-After` is written on denials.
-pub(crate) fn write_headers(
-    headers: &mut HeaderMap,
-    d: &Decision,
-    window: Duration,
-    opts: HeaderOptions,
-) {
-    if !d.allowed && !headers.contains_key(RETRY_AFTER) {
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from(retry_after_secs(d.retry_after)),
-        );
+/// Inserts `name` unless the map already has it (an inner layer or a custom rejection handler
+/// wins); the value is built only when needed, with one lookup.
+fn insert_absent(headers: &mut HeaderMap, name: HeaderName, value: impl FnOnce() -> HeaderValue) {
+    if let Entry::Vacant(slot) = headers.entry(name) {
+        slot.insert(value());
     }
-    let t = t_secs(d);
+}
+
+/// Writes the rate-limit fields into `headers`, leaving any field already present alone.
+/// `Retry-After` is written on denials.
+pub(crate) fn write_headers(headers: &mut HeaderMap, f: Fields, opts: HeaderOptions) {
+    if !f.allowed {
+        // For a denial `t` is the retry delay.
+        insert_absent(headers, RETRY_AFTER, || HeaderValue::from(f.t));
+    }
     if opts.ietf {
-        if !headers.contains_key(RATELIMIT_POLICY) {
+        insert_absent(headers, RATELIMIT_POLICY, || {
             let mut v = Buf::new();
             v.quoted_name();
             v.push(b";q=");
-            v.num(u64::from(d.limit));
+            v.num(u64::from(f.limit));
             v.push(b";w=");
-            v.num(ceil_secs(window).max(1));
-            headers.insert(RATELIMIT_POLICY, v.value());
-        }
-        if !headers.contains_key(RATELIMIT) {
+            v.num(f.w);
+            v.value()
+        });
+        insert_absent(headers, RATELIMIT, || {
             let mut v = Buf::new();
             v.quoted_name();
             v.push(b";r=");
-            v.num(u64::from(d.remaining));
+            v.num(u64::from(f.remaining));
             v.push(b";t=");
-            v.num(t);
-            headers.insert(RATELIMIT, v.value());
-        }
+            v.num(f.t);
+            v.value()
+        });
     }
     if opts.legacy {
-        for (name, value) in [
-            (X_RATELIMIT_LIMIT, u64::from(d.limit)),
-            (X_RATELIMIT_REMAINING, u64::from(d.remaining)),
-            (X_RATELIMIT_RESET, t),
-        ] {
-            if !headers.contains_key(&name) {
-                headers.insert(name, HeaderValue::from(value));
-            }
-        }
+        insert_absent(headers, X_RATELIMIT_LIMIT, || HeaderValue::from(f.limit));
+        insert_absent(headers, X_RATELIMIT_REMAINING, || {
+            HeaderValue::from(f.remaining)
+        });
+        insert_absent(headers, X_RATELIMIT_RESET, || HeaderValue::from(f.t));
     }
 }
 
@@ -274,7 +290,11 @@ mod tests {
             ietf: true,
             legacy: true,
         };
-        write_headers(&mut h, &denied(1500), Duration::from_secs(60), opts);
+        write_headers(
+            &mut h,
+            Fields::new(&denied(1500), Duration::from_secs(60)),
+            opts,
+        );
         assert_eq!(h[RETRY_AFTER], "2");
         assert_eq!(h[RATELIMIT_POLICY], r#""adaptive";q=70;w=60"#);
         assert_eq!(h[RATELIMIT], r#""adaptive";r=0;t=2"#);

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::classify::{Classify, ServerErrorsAsOverload};
 use super::future::{AdmittedHeaders, Recorder, ResponseFuture};
-use super::headers::{write_headers, DefaultRejection, OnReject};
+use super::headers::{write_headers, DefaultRejection, Fields, OnReject};
 use super::key::{KeyExtractor, PeerIp};
 use super::layer::Shared;
 use super::tier::{FixedTier, TierExtractor};
@@ -129,8 +129,7 @@ where
                 let mut res = shared.on_reject.on_reject(&decision);
                 write_headers(
                     res.headers_mut(),
-                    &decision,
-                    throttle.window(),
+                    Fields::new(&decision, throttle.window()),
                     shared.options.headers,
                 );
                 // Our own 429 never feeds the controller: nothing is recorded.
@@ -144,8 +143,7 @@ where
 
         let headers =
             (!shared.options.shadow && shared.options.headers.any()).then(|| AdmittedHeaders {
-                decision,
-                window: throttle.window(),
+                fields: Fields::new(&decision, throttle.window()),
                 options: shared.options.headers,
             });
         let rec = recorder(&shared.classifier);
