@@ -312,8 +312,7 @@ mod tests {
         let mut h = HeaderMap::new();
         write_headers(
             &mut h,
-            &d,
-            Duration::from_millis(500),
+            Fields::new(&d, Duration::from_millis(500)),
             HeaderOptions::default(),
         );
         assert!(!h.contains_key(RETRY_AFTER));
@@ -334,8 +333,7 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_static("30"));
         write_headers(
             &mut h,
-            &denied(10),
-            Duration::from_secs(60),
+            Fields::new(&denied(10), Duration::from_secs(60)),
             HeaderOptions::default(),
         );
         assert_eq!(h[RETRY_AFTER], "30");
