@@ -176,15 +176,9 @@ pub struct ThrottleConfig {
         serde(with = "duration_ms", rename = "sample_interval_ms")
     )]
     pub(crate) sample_interval: Duration,
-    #[cfg_attr(
-        feature = "serde",
-        serde(with = "duration_ms", rename = "sla_warning_ms")
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "duration_ms", rename = "sla_warning_ms"))]
     pub(crate) sla_warning: Duration,
-    #[cfg_attr(
-        feature = "serde",
-        serde(with = "duration_ms", rename = "sla_critical_ms")
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "duration_ms", rename = "sla_critical_ms"))]
     pub(crate) sla_critical: Duration,
     pub(crate) decrease_ratio: f64,
     pub(crate) critical_decrease_ratio: f64,
@@ -363,7 +357,10 @@ impl ThrottleConfig {
         if self.recovery_stages.is_empty() {
             return Err(E::EmptyRecoveryStages);
         }
-        let stages_ok = self.recovery_stages.iter().all(|s| *s > 0.0 && *s <= 1.0)
+        let stages_ok = self
+            .recovery_stages
+            .iter()
+            .all(|s| *s > 0.0 && *s <= 1.0)
             && self.recovery_stages.windows(2).all(|w| w[0] < w[1]);
         if !stages_ok {
             return Err(E::InvalidRecoveryStages {
@@ -564,9 +561,7 @@ mod duration_ms {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = <u64 as serde::Deserialize>::deserialize(d)?;
         Ok(Duration::from_millis(ms))
     }
@@ -850,10 +845,7 @@ mod tests {
             }
         );
         let msg = e.to_string();
-        assert!(
-            msg.contains("min_limit=50") && msg.contains("initial_limit=20"),
-            "{msg}"
-        );
+        assert!(msg.contains("min_limit=50") && msg.contains("initial_limit=20"), "{msg}");
         assert!(ThrottleConfig::builder()
             .initial_limit(600)
             .build()
@@ -879,13 +871,7 @@ mod tests {
                 .build()
                 .unwrap_err();
             assert!(
-                matches!(
-                    e,
-                    ConfigError::RatioOutOfRange {
-                        name: "decrease_ratio",
-                        ..
-                    }
-                ),
+                matches!(e, ConfigError::RatioOutOfRange { name: "decrease_ratio", .. }),
                 "{bad}: {e}"
             );
             let e = ThrottleConfig::builder()
@@ -923,10 +909,7 @@ mod tests {
 
     #[test]
     fn build_rejects_smoothing_outside_half_open_interval() {
-        assert!(ThrottleConfig::builder()
-            .smoothing_factor(1.0)
-            .build()
-            .is_ok());
+        assert!(ThrottleConfig::builder().smoothing_factor(1.0).build().is_ok());
         for bad in [0.0, 1.01, f64::NAN] {
             let e = ThrottleConfig::builder()
                 .smoothing_factor(bad)
@@ -963,10 +946,7 @@ mod tests {
                 .recovery_stages(bad)
                 .build()
                 .unwrap_err();
-            assert!(
-                matches!(e, ConfigError::InvalidRecoveryStages { .. }),
-                "{bad:?}"
-            );
+            assert!(matches!(e, ConfigError::InvalidRecoveryStages { .. }), "{bad:?}");
         }
     }
 
@@ -1009,7 +989,10 @@ mod tests {
     #[cfg(feature = "serde")]
     #[test]
     fn serde_round_trips_and_validates() {
-        let cfg = ThrottleConfig::builder().initial_limit(42).build().unwrap();
+        let cfg = ThrottleConfig::builder()
+            .initial_limit(42)
+            .build()
+            .unwrap();
         let json = serde_json::to_string(&cfg).unwrap();
         assert!(json.contains("\"window_ms\":60000"), "{json}");
         let back: ThrottleConfig = serde_json::from_str(&json).unwrap();

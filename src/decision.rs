@@ -249,9 +249,6 @@ mod tests {
             RejectReason::ErrorBudgetCriticalNonEssentialBlocked.as_str(),
             "error_budget_critical_non_essential_blocked"
         );
-        assert_eq!(
-            RejectReason::RateLimitExceeded.to_string(),
-            "rate_limit_exceeded"
-        );
+        assert_eq!(RejectReason::RateLimitExceeded.to_string(), "rate_limit_exceeded");
     }
 }

@@ -327,19 +327,18 @@ impl AdaptiveThrottle {
     pub fn stats(&self) -> ThrottleStats {
         let now = self.inner.clock.now();
         let cfg = self.config();
-        let (limit, base, regime, frozen, ctl, samples, ramp) =
-            self.with_controller(|c, events| {
-                c.advance(now, events);
-                (
-                    c.limit(),
-                    c.base_limit(),
-                    c.regime(),
-                    c.freeze_reasons(),
-                    c.stats(),
-                    c.sample_stats(now),
-                    c.ramp_progress(now),
-                )
-            });
+        let (limit, base, regime, frozen, ctl, samples, ramp) = self.with_controller(|c, events| {
+            c.advance(now, events);
+            (
+                c.limit(),
+                c.base_limit(),
+                c.regime(),
+                c.freeze_reasons(),
+                c.stats(),
+                c.sample_stats(now),
+                c.ramp_progress(now),
+            )
+        });
         ThrottleStats {
             current_limit: limit,
             initial_limit: cfg.initial_limit,
@@ -370,10 +369,7 @@ impl AdaptiveThrottle {
 
     /// Runs `f` on the controller, then mirrors its state into the atomics the hot path reads
     /// and publishes the events it produced (after the lock is released).
-    fn with_controller<R>(
-        &self,
-        f: impl FnOnce(&mut Controller, &mut Vec<ThrottleEvent>) -> R,
-    ) -> R {
+    fn with_controller<R>(&self, f: impl FnOnce(&mut Controller, &mut Vec<ThrottleEvent>) -> R) -> R {
         let mut events = Vec::new();
         let result = {
             let mut c = self.inner.controller.lock();
@@ -381,13 +377,10 @@ impl AdaptiveThrottle {
             let now = self.inner.clock.now();
             let snap = c.snapshot(now);
             self.inner.limit.store(c.limit(), Ordering::Release);
-            self.inner
-                .ramp_active
-                .store(c.ramp_active(), Ordering::Release);
+            self.inner.ramp_active.store(c.ramp_active(), Ordering::Release);
             self.inner.rtt_nanos.store(
-                snap.smoothed_rtt.map_or(NO_RTT, |d| {
-                    u64::try_from(d.as_nanos()).unwrap_or(NO_RTT - 1)
-                }),
+                snap.smoothed_rtt
+                    .map_or(NO_RTT, |d| u64::try_from(d.as_nanos()).unwrap_or(NO_RTT - 1)),
                 Ordering::Relaxed,
             );
             self.inner
@@ -412,9 +405,7 @@ fn strategy_for(cfg: &ThrottleConfig, limit: u32) -> AnyStrategy {
         RateStrategy::SlidingWindow { buckets } => {
             SlidingWindow::new(limit, window_ms, buckets).map(AnyStrategy::from)
         }
-        RateStrategy::SlidingWindowLog => {
-            SlidingWindowLog::new(limit, window_ms).map(AnyStrategy::from)
-        }
+        RateStrategy::SlidingWindowLog => SlidingWindowLog::new(limit, window_ms).map(AnyStrategy::from),
         RateStrategy::FixedWindow => FixedWindow::new(limit, window_ms).map(AnyStrategy::from),
         RateStrategy::Gcra { burst_fraction } => {
             let burst = ((limit as f64 * burst_fraction).ceil() as u64).clamp(1, limit);

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use tower_adaptive_throttle::config::{RateStrategy, SlaTrigger};
 use tower_adaptive_throttle::{
-    AdaptiveThrottle, ChangeReason, FreezeReason, ManualClock, Regime, RejectReason,
-    ThrottleConfig, ThrottleEvent, Tier,
+    AdaptiveThrottle, ChangeReason, FreezeReason, ManualClock, Regime, RejectReason, ThrottleConfig,
+    ThrottleEvent, Tier,
 };
 
 fn ms(v: u64) -> Duration {
@@ -145,15 +145,9 @@ fn denied_requests_consume_nothing_and_peek_consumes_nothing() {
         assert!(!t.check("k", Tier::Standard).allowed);
     }
     clock.advance(Duration::from_secs(1));
-    assert!(
-        t.check("k", Tier::Standard).allowed,
-        "denials did not extend the window"
-    );
+    assert!(t.check("k", Tier::Standard).allowed, "denials did not extend the window");
     let s = t.stats();
-    assert_eq!(
-        (s.total_requests, s.allowed_requests, s.rejected_requests),
-        (103, 3, 100)
-    );
+    assert_eq!((s.total_requests, s.allowed_requests, s.rejected_requests), (103, 3, 100));
 }
 
 #[test]
@@ -199,18 +193,12 @@ fn rollback_and_reset_all() {
     t.reset_all();
     let s = t.stats();
     assert_eq!(s.current_limit, 100);
-    assert_eq!(
-        (s.total_requests, s.active_keys, s.adjustments_down),
-        (0, 0, 0)
-    );
+    assert_eq!((s.total_requests, s.active_keys, s.adjustments_down), (0, 0, 0));
 }
 
 #[test]
 fn recovery_ramp_runs_lazily_on_use() {
-    let cfg = ThrottleConfig::baldur_builder()
-        .initial_limit(150)
-        .build()
-        .unwrap();
+    let cfg = ThrottleConfig::baldur_builder().initial_limit(150).build().unwrap();
     let clock = ManualClock::new();
     let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
     t.start_recovery(150);

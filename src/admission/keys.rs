@@ -84,13 +84,7 @@ impl KeyTable {
     }
 
     /// Checks (and, when allowed, consumes) one unit for `digest`.
-    pub(crate) fn check(
-        &self,
-        digest: u64,
-        strategy: &AnyStrategy,
-        now_ms: u64,
-        cost: u64,
-    ) -> RateDecision {
+    pub(crate) fn check(&self, digest: u64, strategy: &AnyStrategy, now_ms: u64, cost: u64) -> RateDecision {
         let mut shard = self.shard(digest).lock();
         if let Some(slot) = shard.get_mut(&digest) {
             slot.last_seen_ms = slot.last_seen_ms.max(now_ms);
@@ -207,10 +201,7 @@ mod tests {
         for i in 100..200u64 {
             t.check(t.digest(&i), &s, 5005, 1);
         }
-        assert!(
-            !t.check(hot, &s, 5006, 1).allowed,
-            "hot key kept its window"
-        );
+        assert!(!t.check(hot, &s, 5006, 1).allowed, "hot key kept its window");
     }
 
     #[test]

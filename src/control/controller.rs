@@ -173,10 +173,7 @@ impl Controller {
             base_limit: cfg.initial_limit,
             last_adjust_at: None,
             signal: Signal::for_config(&cfg),
-            interval: IntervalSamples::new(
-                crate::config::DEFAULT_INTERVAL_SAMPLE_CAPACITY,
-                sample_seed,
-            ),
+            interval: IntervalSamples::new(crate::config::DEFAULT_INTERVAL_SAMPLE_CAPACITY, sample_seed),
             previous_interval_mean: None,
             long_baseline: None,
             freeze: 0,
@@ -498,12 +495,7 @@ impl Controller {
     }
 
     /// Sets a freeze reason. Returns false if it was already set.
-    pub fn freeze(
-        &mut self,
-        reason: FreezeReason,
-        now: Duration,
-        events: &mut Vec<ThrottleEvent>,
-    ) -> bool {
+    pub fn freeze(&mut self, reason: FreezeReason, now: Duration, events: &mut Vec<ThrottleEvent>) -> bool {
         if self.freeze & reason.bit() != 0 {
             return false;
         }
@@ -513,12 +505,7 @@ impl Controller {
     }
 
     /// Clears a freeze reason. Returns false if it was not set.
-    pub fn unfreeze(
-        &mut self,
-        reason: FreezeReason,
-        now: Duration,
-        events: &mut Vec<ThrottleEvent>,
-    ) -> bool {
+    pub fn unfreeze(&mut self, reason: FreezeReason, now: Duration, events: &mut Vec<ThrottleEvent>) -> bool {
         if self.freeze & reason.bit() == 0 {
             return false;
         }
@@ -567,11 +554,7 @@ impl Controller {
     }
 
     /// Clears freezes and the ramp and returns the limit to its base; returns that limit.
-    pub fn rollback_to_base_limit(
-        &mut self,
-        now: Duration,
-        events: &mut Vec<ThrottleEvent>,
-    ) -> u32 {
+    pub fn rollback_to_base_limit(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) -> u32 {
         for reason in FreezeReason::ALL {
             self.unfreeze(reason, now, events);
         }
@@ -726,10 +709,7 @@ mod tests {
 
     #[test]
     fn ramp_climbs_in_stages_and_defers_increases() {
-        let cfg = ThrottleConfig::baldur_builder()
-            .initial_limit(150)
-            .build()
-            .unwrap();
+        let cfg = ThrottleConfig::baldur_builder().initial_limit(150).build().unwrap();
         let mut c = Controller::new(cfg);
         let mut ev = Vec::new();
         c.override_limit(75, ChangeReason::Rollback, ms(0), &mut ev);
@@ -742,10 +722,7 @@ mod tests {
         assert_eq!(c.limit(), 135);
         c.advance(ms(60_000), &mut ev);
         assert_eq!(c.limit(), 150);
-        assert!(
-            c.ramp_active(),
-            "the ramp ends one interval after its last stage"
-        );
+        assert!(c.ramp_active(), "the ramp ends one interval after its last stage");
         c.advance(ms(90_000), &mut ev);
         assert!(!c.ramp_active());
         assert_eq!(c.regime(), Regime::Normal);
@@ -796,10 +773,7 @@ mod tests {
         assert_eq!(c.limit(), 100);
         c.advance(ms(90_000), &mut ev);
         assert_eq!(c.limit(), 150);
-        assert_eq!(
-            limits_of(&ev).last().unwrap().2,
-            ChangeReason::RampCompleted
-        );
+        assert_eq!(limits_of(&ev).last().unwrap().2, ChangeReason::RampCompleted);
     }
 
     #[test]
@@ -849,11 +823,7 @@ mod tests {
         let mut b = Controller::new(ThrottleConfig::baldur());
         b.record(ms(50), ms(0), &mut ev);
         b.record(ms(900), ms(500), &mut ev);
-        assert_eq!(
-            b.limit(),
-            70,
-            "Baldur's preset cuts on the triggering sample"
-        );
+        assert_eq!(b.limit(), 70, "Baldur's preset cuts on the triggering sample");
     }
 
     #[test]

@@ -44,17 +44,11 @@ pub struct Adjustment {
 pub fn next_limit(current: u32, input: LadderInput, cfg: &ThrottleConfig) -> Adjustment {
     let cut = |ratio: f64| (f64::from(current) * ratio).floor() as u64;
     let (raw, reason) = if input.rtt >= cfg.sla_critical {
-        (
-            cut(cfg.critical_decrease_ratio),
-            Some(ChangeReason::SlaCritical),
-        )
+        (cut(cfg.critical_decrease_ratio), Some(ChangeReason::SlaCritical))
     } else if input.rtt >= cfg.sla_warning {
         (cut(cfg.decrease_ratio), Some(ChangeReason::SlaWarning))
     } else if input.gradient > cfg.gradient_up_threshold {
-        (
-            cut(cfg.decrease_ratio),
-            Some(ChangeReason::GradientIncrease),
-        )
+        (cut(cfg.decrease_ratio), Some(ChangeReason::GradientIncrease))
     } else if input.gradient < cfg.gradient_down_threshold {
         let step = u64::from(cfg.increase_step);
         let increase = match cfg.increase_sizing {

@@ -34,9 +34,7 @@ pub struct TimeBucketedGradient {
 impl TimeBucketedGradient {
     /// A ring covering `window` (rounded down to whole seconds, at least 2).
     pub fn new(window: Duration, min_samples: u32) -> Self {
-        let n = usize::try_from(window.as_secs())
-            .unwrap_or(usize::MAX)
-            .clamp(2, 3600);
+        let n = usize::try_from(window.as_secs()).unwrap_or(usize::MAX).clamp(2, 3600);
         Self {
             buckets: vec![BucketStats::default(); n].into_boxed_slice(),
             min_samples,
@@ -74,9 +72,7 @@ impl TimeBucketedGradient {
         let (sum, count) = self
             .live(now)
             .filter(|(age, _)| ages.contains(age))
-            .fold((0.0, 0u64), |(s, c), (_, b)| {
-                (s + b.sum_ms, c + u64::from(b.count))
-            });
+            .fold((0.0, 0u64), |(s, c), (_, b)| (s + b.sum_ms, c + u64::from(b.count)));
         (count > 0).then(|| (sum / count as f64, count))
     }
 }
@@ -106,11 +102,7 @@ impl LatencySignal for TimeBucketedGradient {
     fn snapshot(&self, now: Duration) -> SignalSnapshot {
         let n = self.len();
         let whole = self.average(now, 0..n);
-        let gradient = match (
-            whole,
-            self.average(now, 0..n / 2),
-            self.average(now, n / 2..n),
-        ) {
+        let gradient = match (whole, self.average(now, 0..n / 2), self.average(now, n / 2..n)) {
             (Some((_, total)), Some((recent, _)), Some((previous, _)))
                 if total >= u64::from(self.min_samples) && previous > 0.0 =>
             {
