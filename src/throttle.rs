@@ -155,6 +155,12 @@ impl AdaptiveThrottle {
         self.inner.config.load_full()
     }
 
+    /// The rate-axis window in force, read without cloning the configuration (the HTTP layer
+    /// reads it per response for `RateLimit-Policy`).
+    pub fn window(&self) -> Duration {
+        self.inner.config.load().window
+    }
+
     /// Checks one request of `key` at `tier` and, when allowed, counts it against the key's
     /// window. Denied requests consume nothing.
     pub fn check<K: Hash + ?Sized>(&self, key: &K, tier: Tier) -> Decision {
