@@ -9,6 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::classify::Outcome;
+use crate::concurrency::{self, ConcurrencyPermit};
 use crate::AdaptiveThrottle;
 
 pin_project! {
@@ -66,26 +67,42 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
     }
 }
 
-/// Records one latency sample when the body ends.
+/// Records one latency sample when the body ends, and releases the concurrency slot.
 pub(crate) struct BodyTimer {
     pub(crate) throttle: AdaptiveThrottle,
     pub(crate) start: Duration,
     pub(crate) outcome: Outcome,
+    /// The concurrency slot, held until the body ends; dropped with the body, it is released
+    /// as cancelled (no sample).
+    pub(crate) permit: Option<ConcurrencyPermit>,
 }
 
 impl BodyTimer {
     pub(crate) fn record(self, outcome: Outcome) {
-        record(&self.throttle, self.start, outcome);
+        record(&self.throttle, self.start, outcome, self.permit);
     }
 }
 
-/// Feeds the time since `start` to `throttle` as `outcome` says.
-pub(crate) fn record(throttle: &AdaptiveThrottle, start: Duration, outcome: Outcome) {
+/// Feeds the time since `start` to `throttle` as `outcome` says, and releases the concurrency
+/// slot with the same outcome.
+pub(crate) fn record(
+    throttle: &AdaptiveThrottle,
+    start: Duration,
+    outcome: Outcome,
+    permit: Option<ConcurrencyPermit>,
+) {
     let elapsed = throttle.now().saturating_sub(start);
     match outcome {
         Outcome::Success => throttle.record_response(elapsed),
         Outcome::Overload => throttle.record_overload(elapsed),
         Outcome::Ignore => {}
+    }
+    if let Some(mut permit) = permit {
+        permit.set_outcome(match outcome {
+            Outcome::Success => concurrency::Outcome::Success,
+            Outcome::Overload => concurrency::Outcome::Overload,
+            Outcome::Ignore => concurrency::Outcome::Ignore,
+        });
     }
 }
 

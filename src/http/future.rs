@@ -13,6 +13,7 @@ use pin_project_lite::pin_project;
 use super::body::{record, BodyTimer, ResponseBody};
 use super::classify::{Classify, Outcome};
 use super::headers::{write_headers, Fields, HeaderOptions};
+use crate::concurrency::ConcurrencyPermit;
 use crate::AdaptiveThrottle;
 
 pin_project! {
@@ -84,6 +85,9 @@ pub(crate) struct Recorder<C> {
     pub(crate) classifier: C,
     pub(crate) start: Duration,
     pub(crate) to_end_of_body: bool,
+    /// The concurrency slot of the request. A future dropped before completion drops it, which
+    /// releases the slot as cancelled (no sample).
+    pub(crate) permit: Option<ConcurrencyPermit>,
 }
 
 /// The rate-limit fields of an admitted response.
@@ -100,17 +104,21 @@ impl<C> Recorder<C> {
         B: Body,
     {
         let outcome = self.classifier.classify(result);
-        if outcome == Outcome::Ignore {
-            return None;
-        }
         match result {
-            Ok(res) if self.to_end_of_body && !res.body().is_end_stream() => Some(BodyTimer {
-                throttle: self.throttle,
-                start: self.start,
-                outcome,
-            }),
+            Ok(res)
+                if outcome != Outcome::Ignore
+                    && self.to_end_of_body
+                    && !res.body().is_end_stream() =>
+            {
+                Some(BodyTimer {
+                    throttle: self.throttle,
+                    start: self.start,
+                    outcome,
+                    permit: self.permit,
+                })
+            }
             _ => {
-                record(&self.throttle, self.start, outcome);
+                record(&self.throttle, self.start, outcome, self.permit);
                 None
             }
         }

@@ -12,6 +12,11 @@ use crate::Decision;
 /// The name of the policy in the `RateLimit` and `RateLimit-Policy` fields.
 pub const POLICY_NAME: &str = "adaptive";
 
+/// The policy name when the adaptive in-flight limit (the concurrency axis) denied a request;
+/// the fields then count concurrent requests (`qu="concurrent-requests"`), as the draft's
+/// "use for limiting concurrency" example does.
+pub const CONCURRENCY_POLICY_NAME: &str = "concurrency";
+
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10).
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-10).
@@ -77,6 +82,9 @@ pub(crate) struct Fields {
     t: u64,
     /// The window in whole seconds, at least 1.
     w: u64,
+    /// The in-flight limit denied the request: the fields describe concurrency, not a quota
+    /// per window (`qu="concurrent-requests"`, no `w`).
+    concurrency: bool,
 }
 
 impl Fields {
@@ -91,6 +99,7 @@ impl Fields {
                 retry_after_secs(d.retry_after)
             },
             w: ceil_secs(window).max(1),
+            concurrency: !d.allowed && d.axis == Some(crate::Axis::Concurrency),
         }
     }
 }
@@ -111,18 +120,27 @@ pub(crate) fn write_headers(headers: &mut HeaderMap, f: Fields, opts: HeaderOpti
         insert_absent(headers, RETRY_AFTER, || HeaderValue::from(f.t));
     }
     if opts.ietf {
+        let name: &[u8] = if f.concurrency {
+            CONCURRENCY_POLICY_NAME.as_bytes()
+        } else {
+            POLICY_NAME.as_bytes()
+        };
         insert_absent(headers, RATELIMIT_POLICY, || {
             let mut v = Buf::new();
-            v.quoted_name();
+            v.quoted(name);
             v.push(b";q=");
             v.num(u64::from(f.limit));
-            v.push(b";w=");
-            v.num(f.w);
+            if f.concurrency {
+                v.push(b";qu=\"concurrent-requests\"");
+            } else {
+                v.push(b";w=");
+                v.num(f.w);
+            }
             v.value()
         });
         insert_absent(headers, RATELIMIT, || {
             let mut v = Buf::new();
-            v.quoted_name();
+            v.quoted(name);
             v.push(b";r=");
             v.num(u64::from(f.remaining));
             v.push(b";t=");
@@ -158,9 +176,9 @@ impl Buf {
         self.len += s.len();
     }
 
-    fn quoted_name(&mut self) {
+    fn quoted(&mut self, name: &[u8]) {
         self.push(b"\"");
-        self.push(POLICY_NAME.as_bytes());
+        self.push(name);
         self.push(b"\"");
     }
 

@@ -35,22 +35,26 @@
 //! # let last = last.unwrap();
 //! # assert_eq!(last.status(), 429);
 //! # assert!(last.headers().contains_key("retry-after"));
-//! # assert!(last.headers()["ratelimit-policy"].to_str()?.starts_with("\"adaptive\";q=20;w="));
+//! # assert!(last.headers()["ratelimit-policy"].to_str()?.starts_with("\"adaptive\";q="));
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Ask it 21 times within a minute (`curl -i`) and the 21st answer is:
+//! The recommended configuration admits with GCRA: the limit per window, spaced evenly, with a
+//! burst of half the limit. Ask it 21 times in a row (`curl -i`) and, after the burst, the answer
+//! is:
 //!
 //! ```text
 //! HTTP/1.1 429 Too Many Requests
 //! content-type: application/json
-//! retry-after: 6
-//! ratelimit-policy: "adaptive";q=20;w=60
-//! ratelimit: "adaptive";r=0;t=6
+//! retry-after: 1
+//! ratelimit-policy: "adaptive";q=21;w=60
+//! ratelimit: "adaptive";r=0;t=1
 //!
-//! {"limit":20,"retry_after_secs":6,"tier":"standard","reason":"rate_limit_exceeded"}
+//! {"limit":21,"retry_after_secs":1,"tier":"standard","reason":"rate_limit_exceeded"}
 //! ```
+//!
+//! (`q` is 21, not 20: while the service answers fast the adaptive limit grows.)
 //!
 //! # What happens to a request
 //!

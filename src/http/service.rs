@@ -16,6 +16,7 @@ use super::key::{KeyExtractor, PeerIp};
 use super::layer::Shared;
 use super::tier::{FixedTier, TierExtractor};
 use super::ResponseBody;
+use crate::registry::RequestInfo;
 use crate::AdaptiveThrottle;
 
 /// The middleware built by [`AdaptiveThrottleLayer`](super::AdaptiveThrottleLayer).
@@ -102,30 +103,46 @@ where
         let shared = &*self.shared;
         let throttle = &shared.throttle;
         let start = throttle.now();
-        let recorder = |classifier: &C| Recorder {
+        let recorder = |classifier: &C, permit| Recorder {
             throttle: throttle.clone(),
             classifier: classifier.clone(),
             start,
             to_end_of_body: shared.options.to_end_of_body,
+            permit,
         };
 
         if throttle.is_disabled() {
             // Pass-through: no check, no extensions, no headers. Samples still flow, as
             // `AdaptiveThrottle::disable` documents, so the limit is current when re-enabled.
-            let rec = recorder(&shared.classifier);
+            let rec = recorder(&shared.classifier, None);
             return ResponseFuture::admitted(self.inner.call(req), Some(rec), None);
+        }
+        if !throttle.rules().is_empty() {
+            let info = RequestInfo {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+            };
+            if !throttle.applies_to(&info) {
+                // Outside the throttle's rules (or bypassed): untouched and unmeasured.
+                return ResponseFuture::admitted(self.inner.call(req), None, None);
+            }
         }
 
         let tier = shared.tier.tier(&req);
         // `None` hashes as one shared fallback key.
         let key = shared.key.extract(&req);
-        let decision = throttle.check(&key, tier);
+        // Every configured axis, concurrency first; the permit holds the in-flight slot until
+        // the response (or its body) completes.
+        let (decision, permit) = match throttle.acquire(&key, tier) {
+            Ok(permit) => (*permit.decision(), Some(permit)),
+            Err(denied) => (denied, None),
+        };
+        trace_decision(&decision);
 
         if !decision.allowed {
             if shared.options.shadow {
                 throttle.note_shadow_rejection();
             } else {
-                trace_rejection(&decision);
                 let mut res = shared.on_reject.on_reject(&decision);
                 write_headers(
                     res.headers_mut(),
@@ -146,20 +163,43 @@ where
                 fields: Fields::new(&decision, throttle.window()),
                 options: shared.options.headers,
             });
-        let rec = recorder(&shared.classifier);
+        let rec = recorder(&shared.classifier, permit);
         ResponseFuture::admitted(self.inner.call(req), Some(rec), headers)
     }
 }
 
+/// One span per throttled request, carrying the decision (`debug` for rejections, `trace`
+/// otherwise).
 #[cfg(feature = "tracing")]
-fn trace_rejection(d: &crate::Decision) {
-    tracing::trace!(
-        limit = d.limit,
-        tier = d.tier.as_str(),
-        retry_after_ms = d.retry_after.as_millis() as u64,
-        "request throttled"
-    );
+fn trace_decision(d: &crate::Decision) {
+    let axis = d.axis.map_or("none", crate::Axis::as_str);
+    let reason = d.reason.map_or("", crate::RejectReason::as_str);
+    let retry_after_ms = d.retry_after.as_millis() as u64;
+    if d.allowed {
+        let span = tracing::trace_span!(
+            "throttle",
+            allowed = true,
+            limit = d.limit,
+            remaining = d.remaining,
+            tier = d.tier.as_str(),
+            axis
+        );
+        let _entered = span.enter();
+        tracing::trace!("request admitted");
+    } else {
+        let span = tracing::debug_span!(
+            "throttle",
+            allowed = false,
+            limit = d.limit,
+            tier = d.tier.as_str(),
+            axis,
+            reason,
+            retry_after_ms
+        );
+        let _entered = span.enter();
+        tracing::debug!("request throttled");
+    }
 }
 
 #[cfg(not(feature = "tracing"))]
-fn trace_rejection(_d: &crate::Decision) {}
+fn trace_decision(_d: &crate::Decision) {}
