@@ -1,163 +1,480 @@
 //! cargo run --release --example demo
 //!
-//! Drives an `AdaptiveThrottle` through a simulated overload in virtual time: a backend with a
-//! fixed number of requests it can finish per second behind a FIFO queue (so latency rises with
-//! admitted load), offered 1.5× its capacity; at t = 20 s its capacity halves, at t = 40 s it
-//! returns. One line per simulated second shows how the limit follows. Runs in well under a
-//! second; no network, no configuration.
+//! The live demo: an axum app on 127.0.0.1 with `AdaptiveThrottleLayer` in front of a simulated
+//! backend, and an internal load generator that drives it over real HTTP through four phases —
+//! steady, spike (2× capacity), capacity drop (the backend loses half its workers) and recovery.
+//! One progress line per second shows the limits following the service; the console at
+//! `/admin/throttle/console` shows the same live, with the audit trail of every change.
 //!
-//! Requests are admitted with `acquire` and hold their permit until they complete, as the HTTP
-//! layer does. With the recommended config (`default`) the binding limit is the concurrency
-//! axis (requests in flight), and the rate axis is a per-client quota far above this single
-//! client's need; with `baldur` (no concurrency axis) the limit is admissions per second.
-//! The full comparison is `cargo run --release --example simulate`.
+//! Options:
 //!
-//! Options: `--seconds N` (default 60), `--preset baldur|default` (default `default`).
+//! - `--port N` (default 3000; 0 picks a free port)
+//! - `--duration SECONDS` (default 60)
+//! - `--plot FILE.svg` or `FILE.png`: a chart of the limits and latency over the run
+//! - `--rps N`: healthy capacity in requests per second (default 400)
+//!
+//! No Redis, no configuration.
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::{routing::get, Router};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use tower_adaptive_throttle::http::HeaderKey;
 use tower_adaptive_throttle::{
-    AdaptiveThrottle, ConcurrencyPermit, ManualClock, ThrottleConfig, Tier,
+    admin, AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry,
 };
 
-const STEP: Duration = Duration::from_millis(10);
-const BASE_LATENCY: Duration = Duration::from_millis(40);
-const HEALTHY_CAPACITY: f64 = 400.0; // requests per second
-const OFFERED: f64 = 600.0; // requests per second
+/// Service time of one request on one worker.
+const SERVICE_TIME: Duration = Duration::from_millis(50);
+/// Requests the generator keeps outstanding at most (protects the demo machine).
+const MAX_OUTSTANDING: usize = 4000;
+const CLIENT_HEADER: &str = "x-client";
+const TIER_HEADER: &str = "x-priority";
 
-fn main() {
-    let mut seconds = 60u64;
-    let mut preset = String::from("default");
+struct Options {
+    port: u16,
+    duration: Duration,
+    plot: Option<PathBuf>,
+    capacity_rps: f64,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        port: 3000,
+        duration: Duration::from_secs(60),
+        plot: None,
+        capacity_rps: 400.0,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(60),
-            "--preset" => preset = args.next().unwrap_or_default(),
-            other => {
-                eprintln!(
-                    "unknown argument {other:?}; options: --seconds N, --preset baldur|default"
-                );
-                std::process::exit(2);
+            "--port" => {
+                o.port = value("--port")?
+                    .parse()
+                    .map_err(|e| format!("--port: {e}"))?
+            }
+            "--duration" => {
+                let secs: f64 = value("--duration")?
+                    .parse()
+                    .map_err(|e| format!("--duration: {e}"))?;
+                if !(secs.is_finite() && secs >= 2.0) {
+                    return Err(format!("--duration must be at least 2 seconds, got {secs}"));
+                }
+                o.duration = Duration::from_secs_f64(secs);
+            }
+            "--plot" => {
+                let path = PathBuf::from(value("--plot")?);
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("svg" | "png") => o.plot = Some(path),
+                    _ => {
+                        return Err(format!(
+                            "--plot needs a .svg or .png file, got {}",
+                            path.display()
+                        ))
+                    }
+                }
+            }
+            "--rps" => {
+                o.capacity_rps = value("--rps")?.parse().map_err(|e| format!("--rps: {e}"))?;
+                if !(o.capacity_rps >= 10.0 && o.capacity_rps <= 5000.0) {
+                    return Err(format!(
+                        "--rps must be between 10 and 5000, got {}",
+                        o.capacity_rps
+                    ));
+                }
+            }
+            "-h" | "--help" => {
+                println!("cargo run --release --example demo -- [--port N] [--duration SECONDS] [--plot FILE.svg|FILE.png] [--rps N]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(o)
+}
+
+/// The simulated backend: `workers` requests at a time, each taking `SERVICE_TIME`; the rest
+/// wait, so latency grows with load. Half the workers can be taken away.
+struct Backend {
+    workers: Arc<Semaphore>,
+    full: usize,
+    removed: Mutex<Vec<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Backend {
+    fn new(workers: usize) -> Self {
+        Self {
+            workers: Arc::new(Semaphore::new(workers)),
+            full: workers,
+            removed: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn handle(&self) {
+        let Ok(_worker) = self.workers.acquire().await else {
+            return;
+        };
+        tokio::time::sleep(SERVICE_TIME).await;
+    }
+
+    /// Takes half the workers away (each as soon as it is free).
+    async fn halve(self: &Arc<Self>) {
+        for _ in 0..self.full / 2 {
+            if let Ok(p) = self.workers.clone().acquire_owned().await {
+                self.removed.lock().push(p);
             }
         }
     }
-    let builder = match preset.as_str() {
-        "baldur" => ThrottleConfig::baldur_builder(),
-        "default" => ThrottleConfig::builder(),
-        other => {
-            eprintln!("unknown preset {other:?}: use baldur or default");
+
+    fn restore(&self) {
+        self.removed.lock().clear();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Steady,
+    Spike,
+    CapacityDrop,
+    Recovery,
+}
+
+impl Phase {
+    fn at(fraction: f64) -> Self {
+        match fraction {
+            f if f < 0.2 => Self::Steady,
+            f if f < 0.4 => Self::Spike,
+            f if f < 0.7 => Self::CapacityDrop,
+            _ => Self::Recovery,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Steady => "steady",
+            Self::Spike => "spike",
+            Self::CapacityDrop => "capacity-drop",
+            Self::Recovery => "recovery",
+        }
+    }
+
+    /// Offered load as a multiple of the healthy capacity.
+    fn load(self) -> f64 {
+        match self {
+            Self::Steady => 0.6,
+            Self::Spike => 2.0,
+            Self::CapacityDrop => 0.9,
+            Self::Recovery => 0.8,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Second {
+    admitted: AtomicU64,
+    rejected: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+struct Point {
+    t: f64,
+    limit: u32,
+    inflight_limit: Option<u32>,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+#[tokio::main]
+async fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("demo: {e}");
             std::process::exit(2);
         }
     };
-    // The limit counts admissions per second for one shared key: a capacity guard.
-    let cfg = builder
-        .window(Duration::from_secs(1))
-        .initial_limit(300)
-        .min_limit(20)
-        .max_limit(1000)
-        .rate_strategy(tower_adaptive_throttle::config::RateStrategy::Gcra {
-            burst_fraction: 0.05,
-        })
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("invalid config: {e}");
-            std::process::exit(2);
-        });
-
-    let clock = ManualClock::new();
-    let throttle = AdaptiveThrottle::with_clock(cfg, clock.clone());
-
-    // FIFO of (arrival time, permit) waiting for a worker; completions feed the throttle.
-    let mut queue: VecDeque<(Duration, ConcurrencyPermit)> = VecDeque::new();
-    let mut service_credit = 0.0f64;
-    let mut arrival_credit = 0.0f64;
-    let (mut admitted, mut rejected) = (0u64, 0u64);
-    let mut latencies: Vec<Duration> = Vec::new();
-
-    println!(
-        "preset={preset}  offered={OFFERED}/s  capacity={HEALTHY_CAPACITY}/s, halved 20s..40s\n"
-    );
-    println!(
-        "{:>4}  {:>5}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
-        "t(s)", "limit", "rtt(ms)", "gradient", "admitted", "rejected", "p99(ms)", "regime"
-    );
-    if throttle.concurrency_limiter().is_some() {
-        println!(
-            "(limit = in-flight limit of the concurrency axis; gradient = its Gradient2 gradient)"
-        );
-    } else {
-        println!("(limit = admissions per second on the rate axis)");
+    if let Err(e) = run(opts).await {
+        eprintln!("demo: {e}");
+        std::process::exit(1);
     }
-    let steps_per_second = (Duration::from_secs(1).as_millis() / STEP.as_millis()) as u64;
-    for step in 0..seconds * steps_per_second {
-        let now = clock.now();
-        let t = now.as_secs_f64();
-        let capacity = if (20.0..40.0).contains(&t) {
-            HEALTHY_CAPACITY / 2.0
-        } else {
-            HEALTHY_CAPACITY
-        };
+}
 
-        // Arrivals.
-        arrival_credit += OFFERED * STEP.as_secs_f64();
-        while arrival_credit >= 1.0 {
-            arrival_credit -= 1.0;
-            match throttle.acquire("all-clients", Tier::Standard) {
-                Ok(permit) => {
-                    admitted += 1;
-                    queue.push_back((now, permit));
+async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let workers = ((opts.capacity_rps * SERVICE_TIME.as_secs_f64()).round() as usize).max(2);
+    let backend = Arc::new(Backend::new(workers));
+
+    // The recommended configuration; the rate axis is a per-client quota per second.
+    let cfg = ThrottleConfig::builder()
+        .window(Duration::from_secs(1))
+        .initial_limit(100)
+        .min_limit(5)
+        .max_limit(1000)
+        .build()?;
+    let throttle = AdaptiveThrottle::new(cfg);
+    let registry = ThrottleRegistry::new();
+    registry.register("demo", throttle.clone());
+
+    let handler_backend = backend.clone();
+    let app = Router::new()
+        .route(
+            "/work",
+            get(move || {
+                let backend = handler_backend.clone();
+                async move {
+                    backend.handle().await;
+                    "done"
                 }
-                Err(_) => rejected += 1,
+            }),
+        )
+        .layer(
+            AdaptiveThrottleLayer::from_throttle(throttle.clone())
+                .key_extractor(HeaderKey::new(HeaderName::from_static(CLIENT_HEADER)))
+                .tier_header(HeaderName::from_static(TIER_HEADER)),
+        )
+        .nest("/admin/throttle", admin::router(registry));
+
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port))).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("demo: server stopped: {e}");
+        }
+    });
+
+    println!("tower-adaptive-throttle live demo on http://{addr}");
+    println!("  console:  http://{addr}/admin/throttle/console");
+    println!("  stats:    http://{addr}/admin/throttle/demo   metrics: http://{addr}/admin/throttle/metrics");
+    println!(
+        "  backend:  {workers} workers × {} ms = {:.0} req/s; phases: steady 0.6× → spike 2× → capacity halves (0.9× of the original offered) → recovery 0.8×; {} s",
+        SERVICE_TIME.as_millis(),
+        opts.capacity_rps,
+        opts.duration.as_secs_f64()
+    );
+    println!();
+    println!(
+        "{:>5}  {:<13} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}  {:<10}",
+        "t(s)",
+        "phase",
+        "limit",
+        "inflight",
+        "p50(ms)",
+        "p99(ms)",
+        "admitted/s",
+        "rejected/s",
+        "regime"
+    );
+
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(512)
+        .build_http();
+    let second = Arc::new(Second::default());
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let uri: axum::http::Uri = format!("http://{addr}/work").parse()?;
+
+    let start = Instant::now();
+    let tick = Duration::from_millis(10);
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut credit = 0.0;
+    let mut seq: u64 = 0;
+    let mut next_report = Duration::from_secs(1);
+    let mut phase = Phase::Steady;
+    let mut points = Vec::new();
+
+    while start.elapsed() < opts.duration {
+        interval.tick().await;
+        let elapsed = start.elapsed();
+        let now_phase = Phase::at(elapsed.as_secs_f64() / opts.duration.as_secs_f64());
+        if now_phase != phase {
+            match now_phase {
+                Phase::CapacityDrop => {
+                    let b = backend.clone();
+                    tokio::spawn(async move { b.halve().await });
+                }
+                Phase::Recovery => backend.restore(),
+                _ => {}
             }
+            phase = now_phase;
         }
 
-        // Service: `capacity` completions per second; each request also takes BASE_LATENCY.
-        service_credit += capacity * STEP.as_secs_f64();
-        while service_credit >= 1.0 {
-            let Some((arrived, permit)) = queue.pop_front() else {
-                service_credit = 0.0;
-                break;
+        credit += opts.capacity_rps * phase.load() * tick.as_secs_f64();
+        while credit >= 1.0 {
+            credit -= 1.0;
+            seq += 1;
+            if outstanding.load(Ordering::Relaxed) >= MAX_OUTSTANDING {
+                continue;
+            }
+            let tier = match seq % 10 {
+                0 => "critical",
+                1..=6 => "standard",
+                _ => "non_essential",
             };
-            service_credit -= 1.0;
-            let latency = now - arrived + BASE_LATENCY;
-            latencies.push(latency);
-            throttle.record_response(latency);
-            permit.success();
+            let req = Request::get(uri.clone())
+                .header(CLIENT_HEADER, HeaderValue::from(seq % 20))
+                .header(TIER_HEADER, tier)
+                .body(Empty::new())?;
+            let (client, second, outstanding) =
+                (client.clone(), second.clone(), outstanding.clone());
+            outstanding.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                match client.request(req).await {
+                    Ok(res) => {
+                        let status = res.status();
+                        let _ = res.into_body().collect().await;
+                        if status == StatusCode::TOO_MANY_REQUESTS {
+                            second.rejected.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            second.admitted.fetch_add(1, Ordering::Relaxed);
+                            second
+                                .latencies_us
+                                .lock()
+                                .push(sent.elapsed().as_micros() as u64);
+                        }
+                    }
+                    Err(_) => {
+                        second.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                outstanding.fetch_sub(1, Ordering::Relaxed);
+            });
         }
 
-        clock.advance(STEP);
-        if (step + 1) % steps_per_second == 0 {
+        if elapsed >= next_report {
+            next_report += Duration::from_secs(1);
+            let mut lat = std::mem::take(&mut *second.latencies_us.lock());
+            lat.sort_unstable();
+            let pct = |q: f64| {
+                lat.get(((lat.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                    .map_or(0.0, |us| *us as f64 / 1000.0)
+            };
             let stats = throttle.stats();
-            let rtt = stats.smoothed_rtt;
-            let (limit, gradient) = match throttle.concurrency_stats() {
-                Some(c) => (c.limit, c.gradient),
-                None => (stats.current_limit, stats.gradient),
+            let inflight_limit = throttle.concurrency_stats().map(|c| c.limit);
+            let admitted = second.admitted.swap(0, Ordering::Relaxed);
+            let rejected = second.rejected.swap(0, Ordering::Relaxed);
+            let point = Point {
+                t: elapsed.as_secs_f64(),
+                limit: stats.current_limit,
+                inflight_limit,
+                p50_ms: pct(0.5),
+                p99_ms: pct(0.99),
             };
-            latencies.sort();
-            let p99 = latencies
-                .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default();
             println!(
-                "{:>4}  {:>5}  {:>9.1}  {:>8.3}  {:>8}  {:>8}  {:>8.0}  {:>10}",
-                (step + 1) / steps_per_second,
-                limit,
-                rtt.unwrap_or_default().as_secs_f64() * 1000.0,
-                gradient,
+                "{:>5.0}  {:<13} {:>6} {:>9} {:>8.1} {:>8.1} {:>10} {:>10}  {:<10}",
+                point.t,
+                phase.name(),
+                point.limit,
+                inflight_limit.map_or("-".into(), |l| l.to_string()),
+                point.p50_ms,
+                point.p99_ms,
                 admitted,
                 rejected,
-                p99.as_secs_f64() * 1000.0,
-                throttle.regime().as_str(),
+                stats.regime.as_str()
             );
-            admitted = 0;
-            rejected = 0;
-            latencies.clear();
+            points.push(point);
         }
     }
+
     let stats = throttle.stats();
     println!(
-        "\nadjustments: {} up, {} down; SLA warnings {}, criticals {}",
-        stats.adjustments_up, stats.adjustments_down, stats.sla_warnings, stats.sla_criticals
+        "\ndone: {} admitted, {} rejected; limit changes {} up / {} down; SLA warnings {}, criticals {}",
+        stats.allowed_requests,
+        stats.rejected_requests,
+        stats.adjustments_up,
+        stats.adjustments_down,
+        stats.sla_warnings,
+        stats.sla_criticals
     );
+    if let Some(path) = &opts.plot {
+        plot(&points, path)?;
+        println!("chart written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Limits (left axis) and p99 latency (right axis) over the run.
+fn plot(points: &[Point], path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    fn draw<DB: DrawingBackend>(
+        root: DrawingArea<DB, plotters::coord::Shift>,
+        points: &[Point],
+    ) -> Result<(), Box<dyn std::error::Error>>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let t_max = points.last().map_or(1.0, |p| p.t).max(1.0);
+        let limit_max = points
+            .iter()
+            .map(|p| p.limit.max(p.inflight_limit.unwrap_or(0)))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            * 1.1;
+        let lat_max = points.iter().map(|p| p.p99_ms).fold(1.0, f64::max) * 1.1;
+        let (top, bottom) = root.split_vertically(300);
+        let mut limits = ChartBuilder::on(&top)
+            .margin(15)
+            .x_label_area_size(0)
+            .y_label_area_size(0)
+            .build_cartesian_2d(0.0..t_max, 0.0..limit_max)?;
+        limits.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.t, f64::from(p.limit))),
+            BLUE.stroke_width(2),
+        ))?;
+        limits.draw_series(LineSeries::new(
+            points
+                .iter()
+                .filter_map(|p| p.inflight_limit.map(|l| (p.t, f64::from(l)))),
+            GREEN.stroke_width(2),
+        ))?;
+        let mut latency = ChartBuilder::on(&bottom)
+            .margin(15)
+            .x_label_area_size(0)
+            .y_label_area_size(0)
+            .build_cartesian_2d(0.0..t_max, 0.0..lat_max)?;
+        latency.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.t, p.p50_ms)),
+            MAGENTA.stroke_width(1),
+        ))?;
+        latency.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.t, p.p99_ms)),
+            RED.stroke_width(2),
+        ))?;
+        root.present()?;
+        Ok(())
+    }
+    let size = (900, 600);
+    if path.extension().and_then(|e| e.to_str()) == Some("png") {
+        draw(BitMapBackend::new(path, size).into_drawing_area(), points)?;
+    } else {
+        let mut svg = String::new();
+        draw(
+            SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+            points,
+        )?;
+        // Labels as plain SVG text (no font files needed).
+        let label = |y: u32, text: &str| {
+            format!(r#"<text x="20" y="{y}" font-family="sans-serif" font-size="13">{text}</text>"#)
+        };
+        let legend = [
+            label(14, "limits over time: blue = rate limit per client per second, green = in-flight limit"),
+            label(314, "client-observed latency: red = p99, magenta = p50 (ms)"),
+        ]
+        .concat();
+        let svg = svg.replacen("</svg>", &format!("{legend}</svg>"), 1);
+        std::fs::write(path, svg)?;
+    }
+    Ok(())
 }

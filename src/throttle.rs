@@ -400,6 +400,14 @@ impl AdaptiveThrottle {
         self.inner.keys.remove(self.inner.keys.digest(key))
     }
 
+    /// Counts a request denied by an axis other than the rate axis (the concurrency axis), so
+    /// stats and metrics see every rejection.
+    pub(crate) fn note_rejection(&self, tier: Tier, reason: RejectReason) {
+        self.inner.total.fetch_add(1, Ordering::Relaxed);
+        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.decision(tier, false, Some(reason));
+    }
+
     /// Counts a request that was denied but let through because the caller only observes
     /// (shadow mode).
     pub fn note_shadow_rejection(&self) {

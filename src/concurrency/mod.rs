@@ -645,7 +645,13 @@ impl AdaptiveThrottle {
         tier: Tier,
     ) -> Result<ConcurrencyPermit, Decision> {
         let permit = match self.concurrency_limiter() {
-            Some(limiter) if !self.is_disabled() => Some(limiter.try_acquire(tier)?),
+            Some(limiter) if !self.is_disabled() => match limiter.try_acquire(tier) {
+                Ok(permit) => Some(permit),
+                Err(denied) => {
+                    self.note_rejection(tier, RejectReason::ConcurrencyLimitExceeded);
+                    return Err(denied);
+                }
+            },
             _ => None,
         };
         let rate = self.check(key, tier);
