@@ -468,9 +468,16 @@ fn plot(points: &[Point], path: &std::path::Path) -> Result<(), Box<dyn std::err
         let label = |y: u32, text: &str| {
             format!(r#"<text x="20" y="{y}" font-family="sans-serif" font-size="13">{text}</text>"#)
         };
+        let t_max = points.last().map_or(0.0, |p| p.t);
+        let limit_max = points
+            .iter()
+            .map(|p| p.limit.max(p.inflight_limit.unwrap_or(0)))
+            .max()
+            .unwrap_or(0);
+        let lat_max = points.iter().map(|p| p.p99_ms).fold(0.0, f64::max);
         let legend = [
-            label(14, "limits over time: blue = rate limit per client per second, green = in-flight limit"),
-            label(314, "client-observed latency: red = p99, magenta = p50 (ms)"),
+            label(14, &format!("limits over {t_max:.0} s: blue = rate limit per client per second, green = in-flight limit (peak {limit_max})")),
+            label(314, &format!("client-observed latency: red = p99, magenta = p50 (peak p99 {lat_max:.0} ms)")),
         ]
         .concat();
         let svg = svg.replacen("</svg>", &format!("{legend}</svg>"), 1);

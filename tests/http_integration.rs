@@ -1,0 +1,236 @@
+//! The layer with every axis and control wired in: the concurrency permit's life, concurrency
+//! rejections, and the throttle's rules and bypasses through a real axum router.
+#![cfg(feature = "axum")]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{Layer, ServiceExt};
+use tower_adaptive_throttle::concurrency::ConcurrencyConfig;
+use tower_adaptive_throttle::http::{GlobalKey, RATELIMIT, RATELIMIT_POLICY};
+use tower_adaptive_throttle::registry::{Bypass, Rule};
+use tower_adaptive_throttle::{
+    AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry, Tier,
+};
+use tower_test::mock::{self, Spawn};
+
+type Req = Request<()>;
+type Res = Response<Full<Bytes>>;
+
+/// A large rate quota and an in-flight limit of exactly `inflight`.
+fn with_inflight_limit(inflight: u32) -> AdaptiveThrottle {
+    let concurrency = ConcurrencyConfig::builder()
+        .min_limit(inflight)
+        .initial_limit(inflight)
+        .max_limit(inflight)
+        .build()
+        .unwrap();
+    let cfg = ThrottleConfig::builder()
+        .min_limit(1000)
+        .initial_limit(1000)
+        .max_limit(1000)
+        .concurrency(concurrency)
+        .build()
+        .unwrap();
+    AdaptiveThrottle::new(cfg)
+}
+
+fn inflight(t: &AdaptiveThrottle) -> u32 {
+    t.concurrency_stats().expect("concurrency axis on").inflight
+}
+
+#[tokio::test(start_paused = true)]
+async fn permit_is_held_until_the_response_and_released_by_a_dropped_future() {
+    let t = with_inflight_limit(2);
+    // Critical: its share is the whole in-flight limit (standard gets 80 % of it).
+    let layer = AdaptiveThrottleLayer::from_throttle(t.clone())
+        .key_extractor(GlobalKey)
+        .tier(Tier::Critical);
+    let (mock, mut handle) = mock::pair::<Req, Res>();
+    let mut svc = Spawn::new(layer.layer(mock));
+
+    assert!(svc.poll_ready().is_ready());
+    let completed = tokio::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    assert_eq!(inflight(&t), 1, "the slot is taken on admission");
+
+    assert!(svc.poll_ready().is_ready());
+    let cancelled = svc.call(Request::new(()));
+    let _ = handle.next_request().await.unwrap();
+    assert_eq!(inflight(&t), 2);
+
+    tokio::time::advance(Duration::from_millis(30)).await;
+    send.send_response(Response::new(Full::new(Bytes::from_static(b"ok"))));
+    completed.await.unwrap().unwrap();
+    assert_eq!(inflight(&t), 1, "released at the response headers");
+    drop(cancelled);
+    assert_eq!(inflight(&t), 0, "a dropped future releases its slot");
+    let stats = t.concurrency_stats().unwrap();
+    assert_eq!(stats.ignored, 1, "the cancelled request is not a sample");
+    assert_eq!(stats.drops, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_in_flight_limit_answers_429_naming_concurrency() {
+    let t = with_inflight_limit(1);
+    let layer = AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey);
+    let (mock, mut handle) = mock::pair::<Req, Res>();
+    let mut svc = Spawn::new(layer.layer(mock));
+    assert!(svc.poll_ready().is_ready());
+    let first = tokio::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+
+    assert!(svc.poll_ready().is_ready());
+    let res = svc.call(Request::new(())).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        res.headers()[RATELIMIT_POLICY],
+        "\"concurrency\";q=1;qu=\"concurrent-requests\""
+    );
+    assert!(res.headers()[RATELIMIT]
+        .to_str()
+        .unwrap()
+        .starts_with("\"concurrency\";r=0;t="));
+    assert!(res.headers().contains_key("retry-after"));
+    let stats = t.stats();
+    assert_eq!(
+        stats.rejected_requests, 1,
+        "counted in the throttle's stats"
+    );
+    assert!(t
+        .counters()
+        .rejections_by_reason
+        .iter()
+        .any(|(r, n)| r.as_str() == "concurrency_limit_exceeded" && *n == 1));
+
+    send.send_response(Response::new(Full::new(Bytes::new())));
+    first.await.unwrap().unwrap();
+    assert_eq!(inflight(&t), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_error_releases_the_slot_as_a_drop() {
+    let t = with_inflight_limit(4);
+    let layer = AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey);
+    let (mock, mut handle) = mock::pair::<Req, Res>();
+    let mut svc = Spawn::new(layer.layer(mock));
+    assert!(svc.poll_ready().is_ready());
+    let fut = tokio::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    send.send_error("backend exploded");
+    assert!(
+        fut.await.unwrap().is_err(),
+        "the inner error passes through"
+    );
+    assert_eq!(inflight(&t), 0);
+    assert_eq!(t.concurrency_stats().unwrap().drops, 1);
+}
+
+/// One client, a rate quota of one request per minute, rules attached by name in a registry.
+fn ruled_app() -> (Router, AdaptiveThrottle) {
+    let cfg = ThrottleConfig::baldur_builder()
+        .min_limit(1)
+        .initial_limit(1)
+        .max_limit(1)
+        .build()
+        .unwrap();
+    let registry = ThrottleRegistry::new();
+    let t = AdaptiveThrottle::new(cfg);
+    registry.register("api", t.clone());
+    assert!(registry.add_rule("api", Rule::path("/api/**").methods(["POST", "PUT"])));
+    assert!(registry.add_bypass("api", Bypass::path("/api/health")));
+    let app = Router::new()
+        .route(
+            "/api/orders",
+            post(|| async { "created" }).get(|| async { "listed" }),
+        )
+        .route("/api/health", post(|| async { "fine" }))
+        .route("/web", post(|| async { "page" }))
+        .layer(AdaptiveThrottleLayer::from_throttle(t.clone()))
+        .layer(MockConnectInfo(SocketAddr::from(([10, 0, 0, 1], 4000))));
+    (app, t)
+}
+
+async fn status(app: &Router, method: &str, path: &str) -> StatusCode {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::empty())
+        .unwrap();
+    app.clone().oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn rules_and_bypasses_decide_where_the_throttle_applies() {
+    let (app, t) = ruled_app();
+    assert_eq!(status(&app, "POST", "/api/orders").await, StatusCode::OK);
+    assert_eq!(
+        status(&app, "POST", "/api/orders").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a matching rule: throttled"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            status(&app, "GET", "/api/orders").await,
+            StatusCode::OK,
+            "method not in the rule"
+        );
+        assert_eq!(
+            status(&app, "POST", "/api/health").await,
+            StatusCode::OK,
+            "bypassed"
+        );
+        assert_eq!(
+            status(&app, "POST", "/web").await,
+            StatusCode::OK,
+            "path not in the rule"
+        );
+    }
+    assert_eq!(
+        t.stats().total_requests,
+        2,
+        "only matching requests were checked"
+    );
+    // Rules change at runtime without losing the window.
+    t.set_rules(Default::default());
+    assert_eq!(
+        status(&app, "POST", "/web").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn critical_route_keeps_its_capacity_during_an_emergency() {
+    let cfg = ThrottleConfig::baldur_builder()
+        .min_limit(1)
+        .initial_limit(10)
+        .build()
+        .unwrap();
+    let t = AdaptiveThrottle::new(cfg);
+    let app = Router::new()
+        .route(
+            "/pay",
+            get(|| async { "paid" })
+                .route_layer(AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::Critical)),
+        )
+        .route(
+            "/feed",
+            get(|| async { "feed" }).route_layer(
+                AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::NonEssential),
+            ),
+        )
+        .layer(MockConnectInfo(SocketAddr::from(([10, 0, 0, 2], 4000))));
+    t.set_emergency_level(1);
+    assert_eq!(
+        status(&app, "GET", "/feed").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(status(&app, "GET", "/pay").await, StatusCode::OK);
+}
