@@ -43,6 +43,7 @@
 //! |---|---|
 //! | `serde` | `Serialize`/`Deserialize` for the config, stats and events |
 //! | `tracing` | `debug!` logs of every limit change |
+//! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -57,6 +58,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 mod decision;
+pub mod dlq;
 pub mod events;
 pub mod governance;
 mod log;
@@ -79,3 +81,9 @@ pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
 pub use throttle::{AdaptiveThrottle, ThrottleStats};
+
+// Dead-letter queue: the marker is always available (the HTTP layer inserts it into its 429s);
+// the queue, capture layer and replayer need the `dlq` feature.
+pub use dlq::ThrottleRejected;
+#[cfg(feature = "dlq")]
+pub use dlq::{CaptureOptions, DeadLetterLayer, DeadLetterQueue, DlqEvent, Replayer};
