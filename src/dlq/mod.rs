@@ -41,8 +41,9 @@
 //!     // .layer(throttle_layer) — the throttle's HTTP layer goes here, inside the capture
 //!     .layer(DeadLetterLayer::new(dlq.clone(), CaptureOptions::default()));
 //!
-//! // Replays go through the same app (and so through the throttle again).
-//! let replayer = Replayer::new(dlq.clone(), throttle.clone(), app.clone());
+//! // Replays go through the same app (and so through the throttle again). A `Router` serves
+//! // any body type, so name the one replays are built with.
+//! let replayer = Replayer::<_, axum::body::Body>::new(dlq.clone(), throttle.clone(), app);
 //! let auto = replayer.spawn_auto_replay(); // keep `auto` alive as long as replay should run
 //! # drop(auto);
 //! # }

@@ -324,6 +324,9 @@ pub fn success_or_redirect(status: StatusCode) -> bool {
 /// list. Pacing: batches of `batch_size`, `interval × pace_multiplier(current/initial)` apart;
 /// health is checked before every request.
 ///
+/// `B` is the body type replayed requests are built with (`B: From<Bytes>`). A service that
+/// accepts any body, like axum's `Router`, needs it named: `Replayer::<_, axum::body::Body>::new`.
+///
 /// ```
 /// # async fn doc() {
 /// use std::convert::Infallible;
