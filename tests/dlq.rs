@@ -209,13 +209,14 @@ async fn body_over_the_limit_or_of_unknown_length_is_not_captured_and_is_counted
     assert_eq!((stats.body_too_large, stats.body_unknown_length), (1, 1));
     assert_eq!(stats.captured, 0);
     // Not captured, but passed through untouched.
-    let seen = stand_in.seen.lock().unwrap();
-    assert_eq!(seen[0].body.as_ref(), b"123456789");
-    assert_eq!(seen[1].body.as_ref(), b"abc");
+    {
+        let seen = stand_in.seen.lock().unwrap();
+        assert_eq!(seen[0].body.as_ref(), b"123456789");
+        assert_eq!(seen[1].body.as_ref(), b"abc");
+    }
 
     // Admitted requests are not counted: only rejections that could not be kept are.
     stand_in.overloaded.store(false, Ordering::SeqCst);
-    drop(seen);
     assert_eq!(
         send(&svc, put("/items/3", "123456789")).await,
         StatusCode::OK

@@ -49,6 +49,9 @@
 //! # }
 //! ```
 
+// Without the feature only the marker is built; the links above point at feature-gated items.
+#![cfg_attr(not(feature = "dlq"), allow(rustdoc::broken_intra_doc_links))]
+
 mod marker;
 
 pub use marker::ThrottleRejected;

@@ -336,8 +336,8 @@ pub fn success_or_redirect(status: StatusCode) -> bool {
 /// let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
 /// let dlq = DeadLetterQueue::default();
 /// // Usually the axum `Router` itself, with the throttle and the capture layer on it.
-/// let app = tower::service_fn(|_req: http::Request<String>| async {
-///     Ok::<_, Infallible>(http::Response::new(String::new()))
+/// let app = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+///     Ok::<_, Infallible>(http::Response::new(axum::body::Body::empty()))
 /// });
 /// let replayer = Replayer::new(dlq, throttle, app);
 /// let report = replayer.replay_once().await; // or: replayer.spawn_auto_replay()
