@@ -148,6 +148,18 @@ pub enum Axis {
     Policy,
 }
 
+impl Axis {
+    /// The snake_case name (`rate`, `concurrency`, `cost`, `policy`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::Concurrency => "concurrency",
+            Self::Cost => "cost",
+            Self::Policy => "policy",
+        }
+    }
+}
+
 /// The verdict of an admission check. A denial is a value, not an error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

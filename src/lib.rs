@@ -36,6 +36,8 @@
 //! - [`concurrency`]: the adaptive in-flight limit (Gradient2, AIMD) and its RAII permit.
 //! - [`sim`]: a deterministic virtual-time simulator that measures control quality.
 //! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
+//! - [`http`]: [`AdaptiveThrottleLayer`], the tower/axum/hyper middleware (keys, tiers, 429s,
+//!   `RateLimit` headers).
 //!
 //! # Features
 //!
@@ -43,6 +45,7 @@
 //! |---|---|
 //! | `serde` | `Serialize`/`Deserialize` for the config, stats and events |
 //! | `tracing` | `debug!` logs of every limit change |
+//! | `axum` | `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
 //! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -61,6 +64,7 @@ mod decision;
 pub mod dlq;
 pub mod events;
 pub mod governance;
+pub mod http;
 mod log;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -81,6 +85,10 @@ pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
 pub use throttle::{AdaptiveThrottle, ThrottleStats};
+
+pub use crate::http::{
+    AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,
+};
 
 // Dead-letter queue: the marker is always available (the HTTP layer inserts it into its 429s);
 // the queue, capture layer and replayer need the `dlq` feature.

@@ -155,6 +155,12 @@ impl AdaptiveThrottle {
         self.inner.config.load_full()
     }
 
+    /// The rate-axis window in force, read without cloning the configuration (the HTTP layer
+    /// reads it per response for `RateLimit-Policy`).
+    pub fn window(&self) -> Duration {
+        self.inner.config.load().window
+    }
+
     /// Checks one request of `key` at `tier` and, when allowed, counts it against the key's
     /// window. Denied requests consume nothing.
     pub fn check<K: Hash + ?Sized>(&self, key: &K, tier: Tier) -> Decision {
@@ -179,7 +185,7 @@ impl AdaptiveThrottle {
         let now = inner.clock.now();
         self.poll_governance(now);
         if inner.awaits_time.load(Ordering::Acquire) {
-            self.with_controller(|c, events| c.advance(now, events));
+            self.with_controller(now, |c, events| c.advance(now, events));
         }
         let limit =
             match decode_tier_limit(inner.tier_limits[tier_index(tier)].load(Ordering::Acquire)) {
@@ -277,7 +283,7 @@ impl AdaptiveThrottle {
     pub fn record_response(&self, rtt: Duration) {
         self.inner.counters.rtt(rtt);
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.record(rtt, now, events));
+        self.with_controller(now, |c, events| c.record(rtt, now, events));
     }
 
     /// Feeds a request that failed in a way that signals overload (a 5xx or an inner error): it
@@ -286,14 +292,14 @@ impl AdaptiveThrottle {
     pub fn record_overload(&self, rtt: Duration) {
         self.inner.counters.rtt(rtt);
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.record_overload(rtt, now, events));
+        self.with_controller(now, |c, events| c.record_overload(rtt, now, events));
     }
 
     /// The current limit (per key per window on the rate axis).
     pub fn current_limit(&self) -> u32 {
         if self.inner.awaits_time.load(Ordering::Acquire) {
             let now = self.inner.clock.now();
-            self.with_controller(|c, events| c.advance(now, events));
+            self.with_controller(now, |c, events| c.advance(now, events));
         }
         self.inner.limit.load(Ordering::Acquire)
     }
@@ -304,7 +310,7 @@ impl AdaptiveThrottle {
     pub fn effective_limit(&self, tier: Tier) -> u32 {
         if self.inner.awaits_time.load(Ordering::Acquire) {
             let now = self.inner.clock.now();
-            self.with_controller(|c, events| c.advance(now, events));
+            self.with_controller(now, |c, events| c.advance(now, events));
         }
         decode_tier_limit(self.inner.tier_limits[tier_index(tier)].load(Ordering::Acquire))
             .unwrap_or(0)
@@ -313,7 +319,7 @@ impl AdaptiveThrottle {
     /// What the throttle is doing.
     pub fn regime(&self) -> Regime {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| {
+        self.with_controller(now, |c, events| {
             c.advance(now, events);
             c.regime()
         })
@@ -329,25 +335,25 @@ impl AdaptiveThrottle {
     /// Sets a freeze reason: samples keep flowing, the limit stops moving.
     pub fn freeze(&self, reason: FreezeReason) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.freeze(reason, now, events));
+        self.with_controller(now, |c, events| c.freeze(reason, now, events));
     }
 
     /// Clears a freeze reason; the limit moves again once no reason remains.
     pub fn unfreeze(&self, reason: FreezeReason) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.unfreeze(reason, now, events));
+        self.with_controller(now, |c, events| c.unfreeze(reason, now, events));
     }
 
     /// Starts a recovery ramp towards `base` (80 % → 90 % → 100 % by default).
     pub fn start_recovery(&self, base: u32) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.start_recovery(base, now, events));
+        self.with_controller(now, |c, events| c.start_recovery(base, now, events));
     }
 
     /// Ends a running ramp at once.
     pub fn complete_recovery(&self) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.complete_recovery(now, events));
+        self.with_controller(now, |c, events| c.complete_recovery(now, events));
     }
 
     /// Replaces the configuration atomically and returns the previous one. The limit (clamped to
@@ -355,7 +361,7 @@ impl AdaptiveThrottle {
     pub fn swap_config(&self, cfg: ThrottleConfig) -> ThrottleConfig {
         let now = self.inner.clock.now();
         let cfg = Arc::new(cfg);
-        let old = self.with_controller(|c, events| {
+        let old = self.with_controller(now, |c, events| {
             self.inner.config.store(cfg.clone());
             events.push(ThrottleEvent::ConfigSwapped { at: now });
             c.swap_config(cfg, now, events)
@@ -366,14 +372,14 @@ impl AdaptiveThrottle {
     /// Clears freezes and any ramp and puts the limit back to its base; returns that limit.
     pub fn rollback_to_base_limit(&self) -> u32 {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.rollback_to_base_limit(now, events))
+        self.with_controller(now, |c, events| c.rollback_to_base_limit(now, events))
     }
 
     /// Forgets every key's window, the samples, counters, freezes and ramp; the limit returns to
     /// `initial_limit`.
     pub fn reset_all(&self) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| {
+        self.with_controller(now, |c, events| {
             events.push(ThrottleEvent::Reset { at: now });
             c.reset(now, events)
         });
@@ -452,7 +458,7 @@ impl AdaptiveThrottle {
         let was_disabled = self.inner.disabled.swap(!enabled, Ordering::Relaxed);
         if was_disabled == enabled {
             let at = self.inner.clock.now();
-            self.with_controller(|_, events| {
+            self.with_controller(at, |_, events| {
                 events.push(ThrottleEvent::EnabledChanged { at, enabled })
             });
         }
@@ -472,54 +478,56 @@ impl AdaptiveThrottle {
     /// released, the limit recovers through the ramp.
     pub fn set_kill_switch(&self, on: bool) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.set_kill_switch(on, now, events));
+        self.with_controller(now, |c, events| c.set_kill_switch(on, now, events));
     }
 
     /// Sets the emergency level, 0 (none) to 3: caps of 80 % / 50 % of the pre-incident base /
     /// the floor (and frozen), with per-tier multipliers. Back to 0 starts the recovery ramp.
     pub fn set_emergency_level(&self, level: u8) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.set_emergency_level(level, now, events));
+        self.with_controller(now, |c, events| c.set_emergency_level(level, now, events));
     }
 
     /// Releases a full stop, the emergency level and the kill switch; the limit recovers through
     /// the ramp.
     pub fn break_glass(&self) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.break_glass(now, events));
+        self.with_controller(now, |c, events| c.break_glass(now, events));
     }
 
     /// Sets the error budget state: warning caps at 80 % of the base, critical at 50 % and
     /// rejects non-essential requests.
     pub fn set_error_budget(&self, budget: ErrorBudget) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.set_error_budget(budget, now, events));
+        self.with_controller(now, |c, events| c.set_error_budget(budget, now, events));
     }
 
     /// Load shedding at `traffic_percent` of capacity (cap `max_limit × p % × 1.5`), or off.
     pub fn set_load_shedding(&self, traffic_percent: Option<u8>) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.set_load_shedding(traffic_percent, now, events));
+        self.with_controller(now, |c, events| {
+            c.set_load_shedding(traffic_percent, now, events)
+        });
     }
 
     /// A circuit breaker guarding this service changed state (for an external breaker; the
     /// built-in one, see [`set_breaker`](Self::set_breaker), reports itself).
     pub fn on_breaker_state(&self, state: BreakerState) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.on_breaker_state(state, now, events));
+        self.with_controller(now, |c, events| c.on_breaker_state(state, now, events));
     }
 
     /// An upstream this service calls answered 429 for the `consecutive`-th time in a row: cap
     /// at 80 % / 60 % / 50 % of the pre-incident base; critical traffic keeps the base.
     pub fn on_upstream_429(&self, consecutive: u32) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.on_upstream_429(consecutive, now, events));
+        self.with_controller(now, |c, events| c.on_upstream_429(consecutive, now, events));
     }
 
     /// The upstream's cooldown ended: the 429 reduction ends and the ramp starts.
     pub fn on_upstream_cooldown_end(&self) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.on_upstream_cooldown_end(now, events));
+        self.with_controller(now, |c, events| c.on_upstream_cooldown_end(now, events));
     }
 
     /// The min-winner of the adaptive limit and every active reduction.
@@ -536,7 +544,7 @@ impl AdaptiveThrottle {
     /// three consecutive critical latencies count as a failure), or removes it with `None`.
     pub fn set_breaker(&self, cfg: Option<BreakerConfig>) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.set_breaker(cfg, now, events));
+        self.with_controller(now, |c, events| c.set_breaker(cfg, now, events));
     }
 
     /// Counters of the built-in breaker, if attached.
@@ -554,7 +562,7 @@ impl AdaptiveThrottle {
     /// Applies governance facts now (what a poll of a source does).
     pub fn apply_governance(&self, facts: GovernanceSnapshot) {
         let now = self.inner.clock.now();
-        self.with_controller(|c, events| c.apply_governance(facts, now, events));
+        self.with_controller(now, |c, events| c.apply_governance(facts, now, events));
     }
 
     fn poll_governance(&self, now: Duration) {
@@ -576,7 +584,7 @@ impl AdaptiveThrottle {
             .governance_due_nanos
             .store(now_nanos.saturating_add(ttl.max(1)), Ordering::Release);
         let facts = source.poll();
-        self.with_controller(|c, events| c.apply_governance(facts, now, events));
+        self.with_controller(now, |c, events| c.apply_governance(facts, now, events));
     }
 
     /// A consistent snapshot of the throttle's state and counters.
@@ -584,7 +592,7 @@ impl AdaptiveThrottle {
         let now = self.inner.clock.now();
         let cfg = self.config();
         let (limit, base, regime, frozen, ctl, samples, ramp, gov) =
-            self.with_controller(|c, events| {
+            self.with_controller(now, |c, events| {
                 c.advance(now, events);
                 (
                     c.conservative_limit(),
@@ -632,20 +640,24 @@ impl AdaptiveThrottle {
     /// and publishes the events it produced (after the lock is released).
     fn with_controller<R>(
         &self,
+        now: Duration,
         f: impl FnOnce(&mut Controller, &mut Vec<ThrottleEvent>) -> R,
     ) -> R {
         let mut events = Vec::new();
         let result = {
             let mut c = self.inner.controller.lock();
             let result = f(&mut c, &mut events);
-            let now = self.inner.clock.now();
             let snap = c.snapshot(now);
-            self.inner
-                .limit
-                .store(c.conservative_limit(), Ordering::Release);
-            for tier in Tier::ALL {
-                self.inner.tier_limits[tier_index(tier)]
-                    .store(encode_tier_limit(c.tier_limit(tier)), Ordering::Release);
+            // Limits move only through transitions, and every transition emits an event: with
+            // none (the common record), the mirrored limits are still current.
+            if !events.is_empty() {
+                self.inner
+                    .limit
+                    .store(c.conservative_limit(), Ordering::Release);
+                for tier in Tier::ALL {
+                    self.inner.tier_limits[tier_index(tier)]
+                        .store(encode_tier_limit(c.tier_limit(tier)), Ordering::Release);
+                }
             }
             self.inner
                 .awaits_time

@@ -575,8 +575,8 @@ impl ConcurrencyPermit {
         }
     }
 
-    /// The admission decision (for `RateLimit` headers): the axes combined by ThrottleKit's
-    /// algebra.
+    /// The admission decision (for `RateLimit` headers): the rate axis's per-window quota, since
+    /// an in-flight limit is not a quota per window.
     pub fn decision(&self) -> &Decision {
         &self.decision
     }
@@ -653,13 +653,14 @@ impl AdaptiveThrottle {
             None if rate.allowed => Ok(ConcurrencyPermit::unlimited(rate)),
             None => Err(rate),
             Some(mut permit) => {
-                let combined = permit.decision.combine(rate);
                 if rate.allowed {
-                    permit.decision = combined;
+                    // Admitted: the per-window quota is what clients are told about (the
+                    // in-flight limit is not a quota per window).
+                    permit.decision = rate;
                     Ok(permit)
                 } else {
                     permit.set_outcome(Outcome::Ignore);
-                    Err(combined)
+                    Err(rate)
                 }
             }
         }

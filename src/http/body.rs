@@ -1,0 +1,155 @@
+//! The response body: the inner body, or the layer's own small rejection body.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::classify::Outcome;
+use crate::concurrency::{self, ConcurrencyPermit};
+use crate::AdaptiveThrottle;
+
+pin_project! {
+    /// The body of every response the layer returns: the inner service's body, untouched, or the
+    /// body of a rejection. Implements [`Body`] for any inner `B: Body<Data = Bytes>`, with the
+    /// inner body's error type.
+    ///
+    /// With [`measure_to_end_of_body`](super::AdaptiveThrottleLayer::measure_to_end_of_body) the
+    /// latency sample is recorded when the inner body ends (its last frame, or
+    /// [`is_end_stream`](Body::is_end_stream)); a body dropped before its end records nothing,
+    /// and a body that fails records an overload.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner {
+            #[pin]
+            body: B,
+            timer: Option<BodyTimer>,
+        },
+        Rejected {
+            data: Option<Bytes>,
+        },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn inner(body: B, timer: Option<BodyTimer>) -> Self {
+        Self {
+            kind: Kind::Inner { body, timer },
+        }
+    }
+
+    pub(crate) fn rejected(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Inner { .. } => "inner",
+            Kind::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseBody").field("kind", &kind).finish()
+    }
+}
+
+/// Records one latency sample when the body ends, and releases the concurrency slot.
+pub(crate) struct BodyTimer {
+    pub(crate) throttle: AdaptiveThrottle,
+    pub(crate) start: Duration,
+    pub(crate) outcome: Outcome,
+    /// The concurrency slot, held until the body ends; dropped with the body, it is released
+    /// as cancelled (no sample).
+    pub(crate) permit: Option<ConcurrencyPermit>,
+}
+
+impl BodyTimer {
+    pub(crate) fn record(self, outcome: Outcome) {
+        record(&self.throttle, self.start, outcome, self.permit);
+    }
+}
+
+/// Feeds the time since `start` to `throttle` as `outcome` says, and releases the concurrency
+/// slot with the same outcome.
+pub(crate) fn record(
+    throttle: &AdaptiveThrottle,
+    start: Duration,
+    outcome: Outcome,
+    permit: Option<ConcurrencyPermit>,
+) {
+    let elapsed = throttle.now().saturating_sub(start);
+    match outcome {
+        Outcome::Success => throttle.record_response(elapsed),
+        Outcome::Overload => throttle.record_overload(elapsed),
+        Outcome::Ignore => {}
+    }
+    if let Some(mut permit) = permit {
+        permit.set_outcome(match outcome {
+            Outcome::Success => concurrency::Outcome::Success,
+            Outcome::Overload => concurrency::Outcome::Overload,
+            Outcome::Ignore => concurrency::Outcome::Ignore,
+        });
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Rejected { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            KindProj::Inner { mut body, timer } => {
+                let frame = ready!(body.as_mut().poll_frame(cx));
+                if timer.is_some() {
+                    let outcome = match &frame {
+                        None => timer.as_ref().map(|t| t.outcome),
+                        Some(Ok(_)) if body.is_end_stream() => timer.as_ref().map(|t| t.outcome),
+                        Some(Ok(_)) => None,
+                        Some(Err(_)) => Some(Outcome::Overload),
+                    };
+                    if let (Some(outcome), Some(t)) = (outcome, timer.take()) {
+                        t.record(outcome);
+                    }
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body, .. } => body.is_end_stream(),
+            Kind::Rejected { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body, .. } => body.size_hint(),
+            Kind::Rejected { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The response future of [`AdaptiveThrottleService`](super::AdaptiveThrottleService).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use ::http::Response;
+use bytes::Bytes;
+use http_body::Body;
+use pin_project_lite::pin_project;
+
+use super::body::{record, BodyTimer, ResponseBody};
+use super::classify::{Classify, Outcome};
+use super::headers::{write_headers, Fields, HeaderOptions};
+use crate::concurrency::ConcurrencyPermit;
+use crate::AdaptiveThrottle;
+
+pin_project! {
+    /// The response future: the inner service's future (timed and classified when it
+    /// completes), or a ready rejection. No boxing.
+    ///
+    /// A future dropped before it completes records nothing: a cancelled request says nothing
+    /// about the service's latency.
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Admitted {
+            #[pin]
+            future: F,
+            recorder: Option<Recorder<C>>,
+            headers: Option<AdmittedHeaders>,
+        },
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn admitted(
+        future: F,
+        recorder: Option<Recorder<C>>,
+        headers: Option<AdmittedHeaders>,
+    ) -> Self {
+        Self {
+            kind: Kind::Admitted {
+                future,
+                recorder,
+                headers,
+            },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Admitted { .. } => "admitted",
+            Kind::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
+    }
+}
+
+/// Times and classifies one admitted request.
+pub(crate) struct Recorder<C> {
+    pub(crate) throttle: AdaptiveThrottle,
+    pub(crate) classifier: C,
+    pub(crate) start: Duration,
+    pub(crate) to_end_of_body: bool,
+    /// The concurrency slot of the request. A future dropped before completion drops it, which
+    /// releases the slot as cancelled (no sample).
+    pub(crate) permit: Option<ConcurrencyPermit>,
+}
+
+/// The rate-limit fields of an admitted response.
+pub(crate) struct AdmittedHeaders {
+    pub(crate) fields: Fields,
+    pub(crate) options: HeaderOptions,
+}
+
+impl<C> Recorder<C> {
+    /// Records the sample now, or returns a timer for the body when the sample ends with it.
+    fn finish<B, E>(self, result: Result<&Response<B>, &E>) -> Option<BodyTimer>
+    where
+        C: Classify<B, E>,
+        B: Body,
+    {
+        let outcome = self.classifier.classify(result);
+        match result {
+            Ok(res)
+                if outcome != Outcome::Ignore
+                    && self.to_end_of_body
+                    && !res.body().is_end_stream() =>
+            {
+                Some(BodyTimer {
+                    throttle: self.throttle,
+                    start: self.start,
+                    outcome,
+                    permit: self.permit,
+                })
+            }
+            _ => {
+                record(&self.throttle, self.start, outcome, self.permit);
+                None
+            }
+        }
+    }
+}
+
+impl<F, B, E, C> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes>,
+    C: Classify<B, E>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Rejected { response } => {
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(response.map(ResponseBody::rejected)))
+            }
+            KindProj::Admitted {
+                future,
+                recorder,
+                headers,
+            } => {
+                let result = ready!(future.poll(cx));
+                let timer = recorder.take().and_then(|r| r.finish(result.as_ref()));
+                Poll::Ready(result.map(|mut res| {
+                    if let Some(h) = headers.take() {
+                        write_headers(res.headers_mut(), h.fields, h.options);
+                    }
+                    res.map(|body| ResponseBody::inner(body, timer))
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! [`AdaptiveThrottleService`]: decides in `call`, forwards `poll_ready`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::http::{Request, Response};
+use bytes::Bytes;
+use http_body::Body;
+use tower_service::Service;
+
+use super::classify::{Classify, ServerErrorsAsOverload};
+use super::future::{AdmittedHeaders, Recorder, ResponseFuture};
+use super::headers::{write_headers, DefaultRejection, Fields, OnReject};
+use super::key::{KeyExtractor, PeerIp};
+use super::layer::Shared;
+use super::tier::{FixedTier, TierExtractor};
+use super::ResponseBody;
+use crate::registry::RequestInfo;
+use crate::AdaptiveThrottle;
+
+/// The middleware built by [`AdaptiveThrottleLayer`](super::AdaptiveThrottleLayer).
+///
+/// Cheap to clone (the inner service's clone and one `Arc`); every clone shares the throttle and
+/// so the limit. [`poll_ready`](Service::poll_ready) only forwards to the inner service: a
+/// request is admitted or rejected in [`call`](Service::call), and a rejection is a response,
+/// never an error, so the inner service's error type passes through untouched.
+pub struct AdaptiveThrottleService<
+    S,
+    K = PeerIp,
+    T = FixedTier,
+    C = ServerErrorsAsOverload,
+    R = DefaultRejection,
+> {
+    inner: S,
+    shared: Arc<Shared<K, T, C, R>>,
+}
+
+impl<S, K, T, C, R> AdaptiveThrottleService<S, K, T, C, R> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<K, T, C, R>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The throttle every clone shares.
+    pub fn throttle(&self) -> &AdaptiveThrottle {
+        &self.shared.throttle
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the middleware.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, K, T, C, R> Clone for AdaptiveThrottleService<S, K, T, C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K, T, C, R> fmt::Debug for AdaptiveThrottleService<S, K, T, C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptiveThrottleService")
+            .field("inner", &self.inner)
+            .field("throttle", &self.shared.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody, K, T, C, R> Service<Request<ReqBody>>
+    for AdaptiveThrottleService<S, K, T, C, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+    K: KeyExtractor<ReqBody>,
+    T: TierExtractor<ReqBody>,
+    C: Classify<ResBody, S::Error> + Clone,
+    R: OnReject,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        let throttle = &shared.throttle;
+        let start = throttle.now();
+        let recorder = |classifier: &C, permit| Recorder {
+            throttle: throttle.clone(),
+            classifier: classifier.clone(),
+            start,
+            to_end_of_body: shared.options.to_end_of_body,
+            permit,
+        };
+
+        if throttle.is_disabled() {
+            // Pass-through: no check, no extensions, no headers. Samples still flow, as
+            // `AdaptiveThrottle::disable` documents, so the limit is current when re-enabled.
+            let rec = recorder(&shared.classifier, None);
+            return ResponseFuture::admitted(self.inner.call(req), Some(rec), None);
+        }
+        if !throttle.rules().is_empty() {
+            let info = RequestInfo {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+            };
+            if !throttle.applies_to(&info) {
+                // Outside the throttle's rules (or bypassed): untouched and unmeasured.
+                return ResponseFuture::admitted(self.inner.call(req), None, None);
+            }
+        }
+
+        let tier = shared.tier.tier(&req);
+        // `None` hashes as one shared fallback key.
+        let key = shared.key.extract(&req);
+        // Every configured axis, concurrency first; the permit holds the in-flight slot until
+        // the response (or its body) completes.
+        let (decision, permit) = match throttle.acquire(&key, tier) {
+            Ok(permit) => (*permit.decision(), Some(permit)),
+            Err(denied) => (denied, None),
+        };
+        trace_decision(&decision);
+
+        if !decision.allowed {
+            if shared.options.shadow {
+                throttle.note_shadow_rejection();
+            } else {
+                let mut res = shared.on_reject.on_reject(&decision);
+                write_headers(
+                    res.headers_mut(),
+                    Fields::new(&decision, throttle.window()),
+                    shared.options.headers,
+                );
+                // Our own 429 never feeds the controller: nothing is recorded.
+                return ResponseFuture::rejected(res);
+            }
+        }
+
+        let extensions = req.extensions_mut();
+        extensions.insert(tier);
+        extensions.insert(decision);
+
+        let headers =
+            (!shared.options.shadow && shared.options.headers.any()).then(|| AdmittedHeaders {
+                fields: Fields::new(&decision, throttle.window()),
+                options: shared.options.headers,
+            });
+        let rec = recorder(&shared.classifier, permit);
+        ResponseFuture::admitted(self.inner.call(req), Some(rec), headers)
+    }
+}
+
+/// One span per throttled request, carrying the decision (`debug` for rejections, `trace`
+/// otherwise).
+#[cfg(feature = "tracing")]
+fn trace_decision(d: &crate::Decision) {
+    let axis = d.axis.map_or("none", crate::Axis::as_str);
+    let reason = d.reason.map_or("", crate::RejectReason::as_str);
+    let retry_after_ms = d.retry_after.as_millis() as u64;
+    if d.allowed {
+        let span = tracing::trace_span!(
+            "throttle",
+            allowed = true,
+            limit = d.limit,
+            remaining = d.remaining,
+            tier = d.tier.as_str(),
+            axis
+        );
+        let _entered = span.enter();
+        tracing::trace!("request admitted");
+    } else {
+        let span = tracing::debug_span!(
+            "throttle",
+            allowed = false,
+            limit = d.limit,
+            tier = d.tier.as_str(),
+            axis,
+            reason,
+            retry_after_ms
+        );
+        let _entered = span.enter();
+        tracing::debug!("request throttled");
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+fn trace_decision(_d: &crate::Decision) {}
