@@ -798,7 +798,9 @@ async fn axum_route_rejected_while_overloaded_is_replayed_once_with_the_marker()
         move |Path(id): Path<String>, headers: HeaderMap, body: String| {
             let handled = handled.clone();
             async move {
-                let replayed = headers.contains_key(DEFAULT_REPLAY_HEADER);
+                let replayed = headers.contains_key(DEFAULT_REPLAY_HEADER)
+                    && headers.contains_key("x-internal-replay-auth")
+                    && !headers.contains_key(AUTHORIZATION);
                 handled.lock().unwrap().push((id, replayed, body));
                 StatusCode::NO_CONTENT
             }
@@ -851,7 +853,14 @@ async fn axum_route_rejected_while_overloaded_is_replayed_once_with_the_marker()
     overloaded.store(false, Ordering::SeqCst);
     let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
     // A `Router` serves any body type: name the one replays are built with.
-    let replayer = Replayer::<_, Body>::new(dlq.clone(), throttle, app.clone());
+    // Captured requests keep no extensions: the hook puts back what the app needs.
+    let replayer =
+        Replayer::<_, Body>::new(dlq.clone(), throttle, app.clone()).with_request_hook(|request| {
+            request.headers_mut().insert(
+                "x-internal-replay-auth",
+                http::HeaderValue::from_static("ok"),
+            );
+        });
     let report = replayer.replay_once().await;
     assert_eq!((report.replayed, report.failed), (3, 0));
     assert!(dlq.is_empty());

@@ -350,8 +350,12 @@ pub struct Replayer<S, B> {
     service: S,
     config: ReplayConfig,
     classifier: Arc<dyn ReplayClassifier>,
+    hook: Option<RequestHook<B>>,
     _body: PhantomData<fn() -> B>,
 }
+
+/// A function that adjusts each replayed request before it is sent.
+type RequestHook<B> = Arc<dyn Fn(&mut Request<B>) + Send + Sync>;
 
 impl<S: Clone, B> Clone for Replayer<S, B> {
     fn clone(&self) -> Self {
@@ -361,6 +365,7 @@ impl<S: Clone, B> Clone for Replayer<S, B> {
             service: self.service.clone(),
             config: self.config.clone(),
             classifier: self.classifier.clone(),
+            hook: self.hook.clone(),
             _body: PhantomData,
         }
     }
@@ -386,6 +391,7 @@ impl<S, B> Replayer<S, B> {
             service,
             config: ReplayConfig::default(),
             classifier: Arc::new(success_or_redirect),
+            hook: None,
             _body: PhantomData,
         }
     }
@@ -401,6 +407,20 @@ impl<S, B> Replayer<S, B> {
     #[must_use]
     pub fn with_classifier(mut self, classifier: impl ReplayClassifier) -> Self {
         self.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// Calls `hook` on every replayed request just before it is sent (after the replay header
+    /// is set). Captured requests keep no extensions and no sensitive headers, so this is where
+    /// to put back what the app needs: a peer address for the throttle's key extractor (axum's
+    /// `ConnectInfo<SocketAddr>`, else replays share the layer's fallback key), or an internal
+    /// credential in place of the stripped `Authorization`.
+    #[must_use]
+    pub fn with_request_hook(
+        mut self,
+        hook: impl Fn(&mut Request<B>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hook = Some(Arc::new(hook));
         self
     }
 
@@ -433,6 +453,7 @@ where
             self.service.clone(),
             self.config.clone(),
             self.classifier.clone(),
+            self.hook.clone(),
         )
     }
 }
@@ -538,6 +559,7 @@ async fn run<S, B, R>(
     mut service: S,
     config: ReplayConfig,
     classifier: Arc<dyn ReplayClassifier>,
+    hook: Option<RequestHook<B>>,
 ) -> ReplayReport
 where
     S: Service<Request<B>, Response = Response<R>>,
@@ -586,6 +608,9 @@ where
             request
                 .headers_mut()
                 .insert(config.replay_header.clone(), marker.clone());
+            if let Some(hook) = &hook {
+                hook(&mut request);
+            }
             // No lock is held here: the lease owns a copy of the request.
             // Only `bool`s and the status live across the awaits, so the future is `Send`
             // without asking the same of the service's error and body types.
