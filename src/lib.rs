@@ -46,6 +46,7 @@
 //! | `serde` | `Serialize`/`Deserialize` for the config, stats and events |
 //! | `tracing` | `debug!` logs of every limit change |
 //! | `axum` | `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
+//! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -60,6 +61,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 mod decision;
+pub mod dlq;
 pub mod events;
 pub mod governance;
 pub mod http;
@@ -87,3 +89,9 @@ pub use throttle::{AdaptiveThrottle, ThrottleStats};
 pub use crate::http::{
     AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,
 };
+
+// Dead-letter queue: the marker is always available (the HTTP layer inserts it into its 429s);
+// the queue, capture layer and replayer need the `dlq` feature.
+pub use dlq::ThrottleRejected;
+#[cfg(feature = "dlq")]
+pub use dlq::{CaptureOptions, DeadLetterLayer, DeadLetterQueue, DlqEvent, Replayer};
