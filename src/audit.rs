@@ -249,7 +249,11 @@ fn event_time(event: &ThrottleEvent) -> Duration {
         | ThrottleEvent::BreakGlass { at, .. }
         | ThrottleEvent::ConfigSwapped { at }
         | ThrottleEvent::Reset { at }
-        | ThrottleEvent::EnabledChanged { at, .. } => *at,
+        | ThrottleEvent::EnabledChanged { at, .. }
+        | ThrottleEvent::RejectionStored { at, .. }
+        | ThrottleEvent::RejectionOverflow { at, .. }
+        | ThrottleEvent::ReplayStarted { at, .. }
+        | ThrottleEvent::ReplayCompleted { at, .. } => *at,
     }
 }
 

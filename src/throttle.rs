@@ -408,6 +408,14 @@ impl AdaptiveThrottle {
         self.inner.counters.decision(tier, false, Some(reason));
     }
 
+    /// Publishes an event that happened outside the controller (a dead-letter queue's), to
+    /// subscribers and the audit trail.
+    pub(crate) fn publish(&self, event: ThrottleEvent) {
+        crate::log::event(&event);
+        self.inner.audit.record_event(&event);
+        let _ = self.inner.events.send(event);
+    }
+
     /// Counts a request that was denied but let through because the caller only observes
     /// (shadow mode).
     pub fn note_shadow_rejection(&self) {

@@ -226,3 +226,88 @@ async fn event_stream_delivers_a_limit_change_within_one_sample_interval() {
     );
     assert!(started.elapsed() <= deadline);
 }
+
+#[cfg(feature = "dlq")]
+#[tokio::test(start_paused = true)]
+async fn dead_letter_routes_list_replay_and_purge_behind_the_token_and_events_reach_the_audit() {
+    use tower_adaptive_throttle::dlq::{
+        CaptureOptions, DeadLetterLayer, DeadLetterQueue, Replayer,
+    };
+    use tower_adaptive_throttle::http::GlobalKey;
+    use tower_adaptive_throttle::AdaptiveThrottleLayer;
+
+    let registry = ThrottleRegistry::new();
+    let cfg = ThrottleConfig::baldur_builder()
+        .min_limit(1)
+        .initial_limit(1)
+        .max_limit(1)
+        .window(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let t = AdaptiveThrottle::new(cfg);
+    registry.register("api", t.clone());
+    let dlq = DeadLetterQueue::default();
+    let forwarding = dlq.forward_events_to(&t);
+    let app = Router::new()
+        .route("/report", axum::routing::get(|| async { "report" }))
+        .layer(AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey))
+        .layer(DeadLetterLayer::new(dlq.clone(), CaptureOptions::new()));
+    for _ in 0..3 {
+        let req = Request::get("/report")
+            .header("content-length", 0)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap();
+    }
+    assert_eq!(dlq.len(), 2);
+
+    let admin = AdminOptions::new(registry)
+        .bearer_token(TOKEN)
+        .replayer(Replayer::<_, Body>::new(
+            dlq.clone(),
+            t.clone(),
+            app.clone(),
+        ))
+        .router();
+    let get_dlq = |token: Option<&str>| {
+        let mut b = Request::get("/dlq");
+        if let Some(token) = token {
+            b = b.header("authorization", format!("Bearer {token}"));
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let (status, _) = call(&admin, get_dlq(None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, listed) = call(&admin, get_dlq(Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["stats"]["pending"], 2);
+    assert_eq!(listed["pending"][0]["uri"], "/report");
+    assert_eq!(listed["pending"][0]["reason"], "rate_limit_exceeded");
+
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let (status, report) = call(&admin, post("/dlq/replay", Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(report["replayed"].as_u64().unwrap() >= 1, "{report}");
+    let (status, purged) = call(&admin, post("/dlq/purge", Some(TOKEN), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    // One slot per second: the second replay is throttled again, retried, and (after its
+    // attempts) permanently failed; nothing is lost.
+    let s = dlq.stats();
+    assert_eq!(s.captured, 2);
+    assert_eq!(
+        s.replayed + s.exhausted + purged["purged"].as_u64().unwrap(),
+        2,
+        "every parked request ends replayed, permanently failed or purged: {s:?}"
+    );
+
+    tokio::task::yield_now().await;
+    let kinds: Vec<&str> = t
+        .audit()
+        .recent(100)
+        .iter()
+        .map(|e| e.event.kind())
+        .collect();
+    assert!(kinds.contains(&"rejection_stored"), "{kinds:?}");
+    assert!(kinds.contains(&"replay_completed"), "{kinds:?}");
+    forwarding.abort();
+}

@@ -234,3 +234,72 @@ async fn critical_route_keeps_its_capacity_during_an_emergency() {
     );
     assert_eq!(status(&app, "GET", "/pay").await, StatusCode::OK);
 }
+
+/// The real throttle layer and the dead-letter layer together: a rejected idempotent request
+/// is parked, then replayed through the same router once the window allows, exactly once.
+#[cfg(feature = "dlq")]
+#[tokio::test(start_paused = true)]
+async fn requests_rejected_by_the_layer_are_parked_and_replayed_once() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use tower_adaptive_throttle::dlq::{
+        CaptureOptions, DeadLetterLayer, DeadLetterQueue, Replayer,
+    };
+
+    let cfg = ThrottleConfig::baldur_builder()
+        .min_limit(1)
+        .initial_limit(1)
+        .max_limit(1)
+        .window(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let t = AdaptiveThrottle::new(cfg);
+    let served = Arc::new(AtomicU32::new(0));
+    let counter = served.clone();
+    let dlq = DeadLetterQueue::default();
+    let app = Router::new()
+        .route(
+            "/report",
+            get(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "report"
+                }
+            }),
+        )
+        .layer(AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey))
+        .layer(DeadLetterLayer::new(dlq.clone(), CaptureOptions::new()));
+
+    let get_report = || {
+        Request::get("/report")
+            .header("content-length", 0)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        app.clone().oneshot(get_report()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let rejected = app.clone().oneshot(get_report()).await.unwrap();
+    assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        dlq.len(),
+        1,
+        "the layer's 429 carries the marker, so it was parked"
+    );
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+
+    // A full window later (the sliding window frees its slot one sub-bucket past the window).
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let report = Replayer::<_, Body>::new(dlq.clone(), t.clone(), app.clone())
+        .replay_once()
+        .await;
+    assert_eq!((report.replayed, report.failed), (1, 0));
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        2,
+        "delivered once by the replay"
+    );
+    assert!(dlq.is_empty());
+}

@@ -38,10 +38,17 @@
 //! | `POST /{name}/load-shedding` | `{"traffic_percent": 40}` or `{"traffic_percent": null}` |
 //! | `POST /{name}/break-glass`, `/enable`, `/disable`, `/reset`, `/rollback` | — |
 //! | `PUT /{name}/config` | a `ThrottleConfig` as JSON (validated; unknown fields rejected) |
+//! | `GET /dlq` (feature `dlq`) | — (pending and permanently failed entries, counters) |
+//! | `POST /dlq/replay`, `/dlq/purge`, `/dlq/purge-failed` | — |
+//!
+//! The dead-letter routes need [`AdminOptions::dead_letter_queue`] or
+//! [`AdminOptions::replayer`].
 //!
 //! Durations in JSON answers are milliseconds (floats). A throttle named like a fixed route
 //! (`metrics`, `events`, `console`) is reachable through the JSON list only.
 
+#[cfg(feature = "dlq")]
+mod dlq;
 mod json;
 mod sse;
 
@@ -65,11 +72,23 @@ use crate::throttle::AdaptiveThrottle;
 pub const CONSOLE_HTML: &str = include_str!("console.html");
 
 /// Options of the admin router.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AdminOptions {
     registry: ThrottleRegistry,
     token: Option<Arc<str>>,
     tick: Duration,
+    #[cfg(feature = "dlq")]
+    dlq: Option<dlq::DlqAdmin>,
+}
+
+impl std::fmt::Debug for AdminOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminOptions")
+            .field("throttles", &self.registry.names())
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminOptions {
@@ -79,6 +98,8 @@ impl AdminOptions {
             registry,
             token: None,
             tick: Duration::from_secs(1),
+            #[cfg(feature = "dlq")]
+            dlq: None,
         }
     }
 
@@ -98,7 +119,15 @@ impl AdminOptions {
     /// The router; nest it wherever you like.
     pub fn router(self) -> Router {
         let state = Arc::new(self);
-        Router::new()
+        #[cfg(feature = "dlq")]
+        let routes = Router::new()
+            .route("/dlq", get(dlq::list))
+            .route("/dlq/replay", post(dlq::replay))
+            .route("/dlq/purge", post(dlq::purge))
+            .route("/dlq/purge-failed", post(dlq::purge_failed));
+        #[cfg(not(feature = "dlq"))]
+        let routes = Router::new();
+        routes
             .route("/", get(list))
             .route("/metrics", get(metrics))
             .route("/events", get(sse::events))

@@ -678,6 +678,60 @@ impl Drop for Lease {
     }
 }
 
+/// Bridging the queue's events into a throttle's event stream and audit trail.
+impl DeadLetterQueue {
+    /// Forwards this queue's events to `throttle`'s subscribers (the admin event stream, the
+    /// console) and audit trail, as [`ThrottleEvent::RejectionStored`](crate::ThrottleEvent::RejectionStored),
+    /// [`ThrottleEvent::RejectionOverflow`](crate::ThrottleEvent::RejectionOverflow), [`ThrottleEvent::ReplayStarted`](crate::ThrottleEvent::ReplayStarted) and
+    /// [`ThrottleEvent::ReplayCompleted`](crate::ThrottleEvent::ReplayCompleted). Must be called within a tokio runtime; the task ends
+    /// when the queue is dropped, or when the handle is aborted.
+    pub fn forward_events_to(
+        &self,
+        throttle: &crate::AdaptiveThrottle,
+    ) -> tokio::task::JoinHandle<()> {
+        use crate::events::ThrottleEvent as E;
+        let mut events = self.subscribe();
+        let throttle = throttle.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = match events.recv().await {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                throttle.publish(match event {
+                    DlqEvent::RejectionStored {
+                        at, tier, reason, ..
+                    } => E::RejectionStored { at, tier, reason },
+                    DlqEvent::Overflow {
+                        at, dropped_total, ..
+                    } => E::RejectionOverflow { at, dropped_total },
+                    DlqEvent::ReplayStarted {
+                        at,
+                        pending,
+                        recovery_percent,
+                    } => E::ReplayStarted {
+                        at,
+                        pending,
+                        recovery_percent,
+                    },
+                    DlqEvent::ReplayCompleted {
+                        at,
+                        replayed,
+                        failed,
+                        remaining,
+                    } => E::ReplayCompleted {
+                        at,
+                        replayed,
+                        failed,
+                        remaining,
+                    },
+                });
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
