@@ -164,16 +164,33 @@ impl AdaptiveThrottle {
     /// Checks one request of `key` at `tier` and, when allowed, counts it against the key's
     /// window. Denied requests consume nothing.
     pub fn check<K: Hash + ?Sized>(&self, key: &K, tier: Tier) -> Decision {
-        self.check_digest(self.inner.keys.digest(key), tier, true)
+        self.check_digest(self.inner.keys.digest(key), tier, true, None)
+    }
+
+    /// `check` at a time the caller has just read from this throttle's clock (the HTTP layer
+    /// reads the clock once per request and reuses it).
+    pub(crate) fn check_at<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+        now: Duration,
+    ) -> Decision {
+        self.check_digest(self.inner.keys.digest(key), tier, true, Some(now))
     }
 
     /// The decision `check` would return for `key` (as a standard-tier request), consuming
     /// nothing.
     pub fn peek<K: Hash + ?Sized>(&self, key: &K) -> Decision {
-        self.check_digest(self.inner.keys.digest(key), Tier::Standard, false)
+        self.check_digest(self.inner.keys.digest(key), Tier::Standard, false, None)
     }
 
-    fn check_digest(&self, digest: u64, tier: Tier, consume: bool) -> Decision {
+    fn check_digest(
+        &self,
+        digest: u64,
+        tier: Tier,
+        consume: bool,
+        now: Option<Duration>,
+    ) -> Decision {
         let inner = &*self.inner;
         if inner.disabled.load(Ordering::Relaxed) {
             if consume {
@@ -182,7 +199,7 @@ impl AdaptiveThrottle {
             }
             return Decision::unlimited(tier);
         }
-        let now = inner.clock.now();
+        let now = now.unwrap_or_else(|| inner.clock.now());
         self.poll_governance(now);
         if inner.awaits_time.load(Ordering::Acquire) {
             self.with_controller(now, |c, events| c.advance(now, events));
@@ -281,8 +298,12 @@ impl AdaptiveThrottle {
     /// Feeds the latency of one completed request. Every sample reaches the signal; at most once
     /// per `sample_interval` the ladder runs and may move the limit.
     pub fn record_response(&self, rtt: Duration) {
+        self.record_response_at(rtt, self.inner.clock.now());
+    }
+
+    /// `record_response` at a time just read from this throttle's clock.
+    pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
         self.inner.counters.rtt(rtt);
-        let now = self.inner.clock.now();
         self.with_controller(now, |c, events| c.record(rtt, now, events));
     }
 
@@ -290,8 +311,12 @@ impl AdaptiveThrottle {
     /// counts as a sample at least as slow as `sla_warning`, so a burst of failures lowers the
     /// limit like a burst of slow responses.
     pub fn record_overload(&self, rtt: Duration) {
+        self.record_overload_at(rtt, self.inner.clock.now());
+    }
+
+    /// `record_overload` at a time just read from this throttle's clock.
+    pub(crate) fn record_overload_at(&self, rtt: Duration, now: Duration) {
         self.inner.counters.rtt(rtt);
-        let now = self.inner.clock.now();
         self.with_controller(now, |c, events| c.record_overload(rtt, now, events));
     }
 

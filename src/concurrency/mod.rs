@@ -644,6 +644,16 @@ impl AdaptiveThrottle {
         key: &K,
         tier: Tier,
     ) -> Result<ConcurrencyPermit, Decision> {
+        self.acquire_at(key, tier, self.now())
+    }
+
+    /// `acquire` at a time just read from this throttle's clock.
+    pub(crate) fn acquire_at<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+        now: std::time::Duration,
+    ) -> Result<ConcurrencyPermit, Decision> {
         let permit = match self.concurrency_limiter() {
             Some(limiter) if !self.is_disabled() => match limiter.try_acquire(tier) {
                 Ok(permit) => Some(permit),
@@ -654,7 +664,7 @@ impl AdaptiveThrottle {
             },
             _ => None,
         };
-        let rate = self.check(key, tier);
+        let rate = self.check_at(key, tier, now);
         match permit {
             None if rate.allowed => Ok(ConcurrencyPermit::unlimited(rate)),
             None => Err(rate),

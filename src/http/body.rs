@@ -91,10 +91,11 @@ pub(crate) fn record(
     outcome: Outcome,
     permit: Option<ConcurrencyPermit>,
 ) {
-    let elapsed = throttle.now().saturating_sub(start);
+    let now = throttle.now();
+    let elapsed = now.saturating_sub(start);
     match outcome {
-        Outcome::Success => throttle.record_response(elapsed),
-        Outcome::Overload => throttle.record_overload(elapsed),
+        Outcome::Success => throttle.record_response_at(elapsed, now),
+        Outcome::Overload => throttle.record_overload_at(elapsed, now),
         Outcome::Ignore => {}
     }
     if let Some(mut permit) = permit {

@@ -133,7 +133,7 @@ where
         let key = shared.key.extract(&req);
         // Every configured axis, concurrency first; the permit holds the in-flight slot until
         // the response (or its body) completes.
-        let (decision, permit) = match throttle.acquire(&key, tier) {
+        let (decision, permit) = match throttle.acquire_at(&key, tier, start) {
             Ok(permit) => (*permit.decision(), Some(permit)),
             Err(denied) => (denied, None),
         };
