@@ -21,6 +21,7 @@
 //! | `throttle_breaker_state` | gauge (1 for the current state) | `state` |
 //! | `throttle_active_keys`, `throttle_evicted_keys_total` | gauge, counter | |
 //! | `throttle_audit_dropped_total` | counter | |
+//! | `throttle_inflight`, `throttle_concurrency_limit` | gauge (throttles with a concurrency axis) | |
 //!
 //! ```
 //! use tower_adaptive_throttle::{ThrottleConfig, ThrottleRegistry};
@@ -74,6 +75,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 struct Sample {
     name: String,
     stats: ThrottleStats,
+    concurrency: Option<crate::concurrency::ConcurrencyStats>,
     counters: CounterSnapshot,
     audit_dropped: u64,
 }
@@ -145,6 +147,7 @@ impl Collector for ThrottleCollector {
             .map(|(name, t)| Sample {
                 name,
                 stats: t.stats(),
+                concurrency: t.concurrency_stats(),
                 counters: t.counters(),
                 audit_dropped: t.audit().dropped(),
             })
@@ -390,6 +393,26 @@ impl Collector for ThrottleCollector {
             "Audit entries a slow sink could not take.",
             &samples,
             |s| s.audit_dropped,
+        )?;
+        // The concurrency axis, for throttles that have one.
+        let with_axis = || {
+            samples
+                .iter()
+                .filter_map(|s| Some((s.name.as_str(), s.concurrency?)))
+        };
+        labelled(
+            e,
+            "throttle_inflight",
+            "Requests in flight on the concurrency axis.",
+            MetricType::Gauge,
+            with_axis().map(|(name, c)| ([("throttle", name)], u64::from(c.inflight))),
+        )?;
+        labelled(
+            e,
+            "throttle_concurrency_limit",
+            "Adaptive in-flight limit of the concurrency axis.",
+            MetricType::Gauge,
+            with_axis().map(|(name, c)| ([("throttle", name)], u64::from(c.limit))),
         )?;
         Ok(())
     }

@@ -80,6 +80,7 @@ struct Inner {
     rejected: AtomicU64,
     /// Rejections a shadow-mode layer let through.
     shadow_rejected: AtomicU64,
+    overload_warning: crate::log::OverloadWarning,
     /// The concurrency axis, when the config has a concurrency section (see `concurrency/`).
     concurrency: Option<crate::concurrency::ConcurrencyLimiter>,
 }
@@ -135,6 +136,7 @@ impl AdaptiveThrottle {
                 allowed: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 shadow_rejected: AtomicU64::new(0),
+                overload_warning: Default::default(),
             }),
         }
     }
@@ -237,6 +239,10 @@ impl AdaptiveThrottle {
                 rd.allowed,
                 (!rd.allowed).then_some(RejectReason::RateLimitExceeded),
             );
+            if !rd.allowed {
+                let rejected = inner.rejected.load(Ordering::Relaxed);
+                inner.overload_warning.rejected(now, rejected, limit);
+            }
         }
         self.decision_from(rd, limit, tier, now_ms)
     }
@@ -435,6 +441,7 @@ impl AdaptiveThrottle {
 
     /// Publishes an event that happened outside the controller (a dead-letter queue's), to
     /// subscribers and the audit trail.
+    #[cfg_attr(not(feature = "dlq"), allow(dead_code))]
     pub(crate) fn publish(&self, event: ThrottleEvent) {
         crate::log::event(&event);
         self.inner.audit.record_event(&event);

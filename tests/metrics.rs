@@ -118,3 +118,35 @@ fn exposition_parses_and_counters_move_with_traffic() {
     )
     .is_some());
 }
+
+#[test]
+fn concurrency_axis_gauges_move_with_permits() {
+    let registry = ThrottleRegistry::new();
+    let baldur = registry.get_or_create("baldur", ThrottleConfig::baldur());
+    let t = registry.get_or_create("svc", ThrottleConfig::default());
+    let permit = t.acquire("k", Tier::Critical).expect("admitted");
+    let scrape = parse(&tower_adaptive_throttle::metrics::render(&registry));
+    assert_eq!(
+        value(&scrape, "throttle_inflight", &[("throttle", "svc")]),
+        Some(1.0)
+    );
+    let limit = value(
+        &scrape,
+        "throttle_concurrency_limit",
+        &[("throttle", "svc")],
+    )
+    .unwrap();
+    assert!(limit >= 1.0);
+    assert_eq!(
+        value(&scrape, "throttle_inflight", &[("throttle", "baldur")]),
+        None,
+        "Baldur's preset has no concurrency axis"
+    );
+    drop(permit);
+    let scrape = parse(&tower_adaptive_throttle::metrics::render(&registry));
+    assert_eq!(
+        value(&scrape, "throttle_inflight", &[("throttle", "svc")]),
+        Some(0.0)
+    );
+    drop(baldur);
+}
