@@ -303,3 +303,61 @@ async fn requests_rejected_by_the_layer_are_parked_and_replayed_once() {
     );
     assert!(dlq.is_empty());
 }
+
+#[tokio::test]
+async fn key_and_tier_extractors_swap_at_runtime_without_losing_state() {
+    use tower_adaptive_throttle::http::{HeaderKey, Swappable, TierHeader};
+    let cfg = ThrottleConfig::baldur_builder()
+        .min_limit(1)
+        .initial_limit(1)
+        .max_limit(1)
+        .build()
+        .unwrap();
+    let t = AdaptiveThrottle::new(cfg);
+    let keys = Swappable::new(HeaderKey::new(http::HeaderName::from_static("x-tenant")));
+    let tiers = Swappable::new(TierHeader::new(http::HeaderName::from_static("x-priority")));
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(
+        AdaptiveThrottleLayer::from_throttle(t.clone())
+            .key_extractor(keys.clone())
+            .tier_extractor(tiers.clone()),
+    );
+    let send = |tenant: &'static str, user: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = Request::get("/")
+                .header("x-tenant", tenant)
+                .header("x-user", user)
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(req).await.unwrap().status()
+        }
+    };
+    assert_eq!(send("acme", "u1").await, StatusCode::OK);
+    assert_eq!(
+        send("acme", "u2").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "keyed by tenant"
+    );
+    keys.swap(HeaderKey::new(http::HeaderName::from_static("x-user")));
+    assert_eq!(
+        send("acme", "u2").await,
+        StatusCode::OK,
+        "now keyed by user"
+    );
+    assert_eq!(send("acme", "u2").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(t.stats().total_requests, 4, "the same throttle throughout");
+    tiers.swap(
+        TierHeader::new(http::HeaderName::from_static("x-tier")).default_tier(Tier::NonEssential),
+    );
+    t.set_emergency_level(1); // non-essential gets nothing at level 1
+    assert_eq!(send("acme", "u3").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        t.counters()
+            .rejections_by_reason
+            .iter()
+            .find(|(r, _)| r.as_str() == "emergency_tier_blocked")
+            .map(|(_, n)| *n),
+        Some(1),
+        "the new tier mapping is in force"
+    );
+}

@@ -113,6 +113,7 @@ mod headers;
 mod key;
 mod layer;
 mod service;
+mod swap;
 mod tier;
 mod trust;
 
@@ -128,5 +129,6 @@ pub use key::{
 };
 pub use layer::AdaptiveThrottleLayer;
 pub use service::AdaptiveThrottleService;
+pub use swap::Swappable;
 pub use tier::{FixedTier, TierExtractor, TierHeader};
 pub use trust::{Cidr, TrustedProxies};
