@@ -93,6 +93,22 @@ impl Counters {
         }
     }
 
+    /// Admissions counted, all tiers.
+    pub(crate) fn allowed_total(&self) -> u64 {
+        self.by_tier
+            .iter()
+            .map(|[a, _]| a.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Rejections counted, all tiers and axes.
+    pub(crate) fn rejected_total(&self) -> u64 {
+        self.by_tier
+            .iter()
+            .map(|[_, r]| r.load(Ordering::Relaxed))
+            .sum()
+    }
+
     pub(crate) fn rtt(&self, rtt: Duration) {
         let secs = rtt.as_secs_f64();
         let bucket = RTT_BUCKETS_SECONDS

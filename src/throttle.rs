@@ -75,9 +75,6 @@ struct Inner {
     audit: AuditTrail,
     counters: Counters,
     events: broadcast::Sender<ThrottleEvent>,
-    total: AtomicU64,
-    allowed: AtomicU64,
-    rejected: AtomicU64,
     /// Rejections a shadow-mode layer let through.
     shadow_rejected: AtomicU64,
     overload_warning: crate::log::OverloadWarning,
@@ -132,9 +129,6 @@ impl AdaptiveThrottle {
                 counters: Counters::default(),
                 config: ArcSwap::new(cfg),
                 events,
-                total: AtomicU64::new(0),
-                allowed: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
                 shadow_rejected: AtomicU64::new(0),
                 overload_warning: Default::default(),
             }),
@@ -196,8 +190,7 @@ impl AdaptiveThrottle {
         let inner = &*self.inner;
         if inner.disabled.load(Ordering::Relaxed) {
             if consume {
-                inner.total.fetch_add(1, Ordering::Relaxed);
-                inner.allowed.fetch_add(1, Ordering::Relaxed);
+                inner.counters.decision(tier, true, None);
             }
             return Decision::unlimited(tier);
         }
@@ -211,8 +204,6 @@ impl AdaptiveThrottle {
                 Ok(limit) => limit,
                 Err(reason) => {
                     if consume {
-                        inner.total.fetch_add(1, Ordering::Relaxed);
-                        inner.rejected.fetch_add(1, Ordering::Relaxed);
                         inner.counters.decision(tier, false, Some(reason));
                     }
                     return self.blocked(reason, tier);
@@ -227,21 +218,15 @@ impl AdaptiveThrottle {
             inner.keys.peek(digest, &strategy, now_ms)
         };
         if consume {
-            inner.total.fetch_add(1, Ordering::Relaxed);
-            let counter = if rd.allowed {
-                &inner.allowed
-            } else {
-                &inner.rejected
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
             inner.counters.decision(
                 tier,
                 rd.allowed,
                 (!rd.allowed).then_some(RejectReason::RateLimitExceeded),
             );
             if !rd.allowed {
-                let rejected = inner.rejected.load(Ordering::Relaxed);
-                inner.overload_warning.rejected(now, rejected, limit);
+                inner
+                    .overload_warning
+                    .rejected(now, inner.counters.rejected_total(), limit);
             }
         }
         self.decision_from(rd, limit, tier, now_ms)
@@ -415,14 +400,7 @@ impl AdaptiveThrottle {
             c.reset(now, events)
         });
         self.inner.keys.clear();
-        for counter in [
-            &self.inner.total,
-            &self.inner.allowed,
-            &self.inner.rejected,
-            &self.inner.shadow_rejected,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        self.inner.shadow_rejected.store(0, Ordering::Relaxed);
         self.inner.counters.reset();
     }
 
@@ -434,8 +412,6 @@ impl AdaptiveThrottle {
     /// Counts a request denied by an axis other than the rate axis (the concurrency axis), so
     /// stats and metrics see every rejection.
     pub(crate) fn note_rejection(&self, tier: Tier, reason: RejectReason) {
-        self.inner.total.fetch_add(1, Ordering::Relaxed);
-        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         self.inner.counters.decision(tier, false, Some(reason));
     }
 
@@ -639,6 +615,10 @@ impl AdaptiveThrottle {
     pub fn stats(&self) -> ThrottleStats {
         let now = self.inner.clock.now();
         let cfg = self.config();
+        let (allowed, rejected) = (
+            self.inner.counters.allowed_total(),
+            self.inner.counters.rejected_total(),
+        );
         let (limit, base, regime, frozen, ctl, samples, ramp, gov) =
             self.with_controller(now, |c, events| {
                 c.advance(now, events);
@@ -663,9 +643,9 @@ impl AdaptiveThrottle {
             regime,
             frozen_reasons: frozen,
             disabled: self.is_disabled(),
-            total_requests: self.inner.total.load(Ordering::Relaxed),
-            allowed_requests: self.inner.allowed.load(Ordering::Relaxed),
-            rejected_requests: self.inner.rejected.load(Ordering::Relaxed),
+            total_requests: allowed + rejected,
+            allowed_requests: allowed,
+            rejected_requests: rejected,
             shadow_rejections: self.inner.shadow_rejected.load(Ordering::Relaxed),
             active_keys: self.inner.keys.len(),
             evicted_keys: self.inner.keys.evicted(),
