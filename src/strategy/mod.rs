@@ -227,6 +227,24 @@ pub(crate) fn window_start(now_ms: u64, window_ms: u64) -> u64 {
     now_ms - now_ms % window_ms.max(1)
 }
 
+/// A `RateDecision` from its five integers, for the strategies' table tests.
+#[cfg(test)]
+pub(crate) fn test_decision(
+    allowed: bool,
+    limit: u64,
+    remaining: u64,
+    reset_at: u64,
+    retry: u64,
+) -> RateDecision {
+    RateDecision {
+        allowed,
+        limit,
+        remaining,
+        reset_at,
+        retry_after_ms: retry,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,21 +228,7 @@ impl Strategy for SlidingWindowLog {
 mod tests {
     use super::*;
 
-    fn decision(
-        allowed: bool,
-        limit: u64,
-        remaining: u64,
-        reset_at: u64,
-        retry: u64,
-    ) -> RateDecision {
-        RateDecision {
-            allowed,
-            limit,
-            remaining,
-            reset_at,
-            retry_after_ms: retry,
-        }
-    }
+    use crate::strategy::test_decision as decision;
 
     #[test]
     fn sliding_log_rejects_zero_parameters() {
