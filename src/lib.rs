@@ -3,19 +3,42 @@
 //! over instead of after.
 //!
 //! ```
+//! # #[cfg(not(feature = "axum"))] fn main() {}
+//! # #[cfg(feature = "axum")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::net::SocketAddr;
+//! use axum::{routing::get, Router};
+//! use tower_adaptive_throttle::{admin, AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry};
+//!
+//! // One throttle: the recommended configuration (concurrency axis + adaptive rate axis).
+//! let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+//! let registry = ThrottleRegistry::new();
+//! registry.register("api", throttle.clone());
+//!
+//! let app = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(AdaptiveThrottleLayer::from_throttle(throttle.clone()))
+//!     .nest("/admin/throttle", admin::router(registry)); // stats, metrics, events, console
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
+//! # drop(server);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Without HTTP, the two steps by hand, on a manual clock:
+//!
+//! ```
 //! use std::time::Duration;
 //! use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
 //!
 //! let clock = ManualClock::new();
-//! let throttle = AdaptiveThrottle::with_clock(ThrottleConfig::default(), clock.clone());
-//!
-//! // Before the work: admit or reject.
-//! let decision = throttle.check("user_123", Tier::Standard);
-//! assert!(decision.allowed);
-//!
-//! // After the work: feed the latency back; the limit follows it.
-//! throttle.record_response(Duration::from_millis(45));
-//! clock.advance(Duration::from_millis(500));
+//! let throttle = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock.clone());
+//! assert!(throttle.check("user_123", Tier::Standard).allowed); // before the work
+//! throttle.record_response(Duration::from_millis(600));         // after it: SLA critical
+//! assert_eq!(throttle.current_limit(), 70);                     // 100 × 0.7
 //! ```
 //!
 //! # How the limit moves
@@ -26,7 +49,8 @@
 //! trend cuts by `decrease_ratio`; a falling trend raises it; otherwise it holds. The limit stays
 //! within `[min_limit, max_limit]`. [`ThrottleConfig::baldur()`] is the Baldur Adaptive
 //! Throttle's ladder exactly; [`ThrottleConfig::default()`] is the recommended configuration,
-//! which feeds the same ladder statistics that do not drift under noise.
+//! chosen by simulation: the concurrency axis as the capacity guard, and the same ladder fed by
+//! statistics that do not drift under noise (see its docs for the evidence).
 //!
 //! # Layout
 //!
@@ -34,18 +58,22 @@
 //! - [`control`]: the limit, the ladder, regimes, freezes, the recovery ramp (pure).
 //! - [`strategy`]: ThrottleKit-conformant rate strategies (pure).
 //! - [`concurrency`]: the adaptive in-flight limit (Gradient2, AIMD) and its RAII permit.
-//! - [`sim`]: a deterministic virtual-time simulator that measures control quality.
+//! - [`governance`], [`breaker`]: external inputs that reduce or freeze the limit.
 //! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
 //! - [`http`]: [`AdaptiveThrottleLayer`], the tower/axum/hyper middleware (keys, tiers, 429s,
 //!   `RateLimit` headers).
+//! - [`registry`], [`audit`], [`counters`], `metrics`, `admin`: operating it.
+//! - [`dlq`]: parking rejected idempotent requests and replaying them after recovery.
+//! - [`sim`]: a deterministic virtual-time simulator that measures control quality.
 //!
 //! # Features
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `serde` | `Serialize`/`Deserialize` for the config, stats and events |
-//! | `tracing` | `debug!` logs of every limit change |
-//! | `axum` | `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
+//! | `serde` | `Serialize`/`Deserialize` for the config; `Serialize` for stats and events |
+//! | `tracing` | a span per throttled request, `debug!` for every limit change, a rate-limited `warn!` while rejecting |
+//! | `metrics` | Prometheus / OpenMetrics exposition (`prometheus-client`) |
+//! | `axum` | the admin router and console; `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
 //! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
