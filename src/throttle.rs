@@ -348,6 +348,11 @@ impl AdaptiveThrottle {
         self.inner.events.subscribe()
     }
 
+    /// How many receivers are subscribed to the event channel right now.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.events.receiver_count()
+    }
+
     /// Sets a freeze reason: samples keep flowing, the limit stops moving.
     pub fn freeze(&self, reason: FreezeReason) {
         let now = self.inner.clock.now();

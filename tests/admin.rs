@@ -311,3 +311,22 @@ async fn dead_letter_routes_list_replay_and_purge_behind_the_token_and_events_re
     assert!(kinds.contains(&"replay_completed"), "{kinds:?}");
     forwarding.abort();
 }
+
+#[tokio::test]
+async fn event_stream_lets_go_of_the_throttle_when_the_client_leaves() {
+    let (registry, t) = setup();
+    let app = admin::router(registry);
+    let res = app.oneshot(get("/events")).await.unwrap();
+    let mut body = res.into_body();
+    let _tick = body.frame().await.unwrap().unwrap();
+    assert_eq!(t.subscriber_count(), 1);
+    drop(body);
+    // No event ever comes on this quiet throttle; the forwarder still ends.
+    for _ in 0..100 {
+        if t.subscriber_count() == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(t.subscriber_count(), 0);
+}

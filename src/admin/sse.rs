@@ -41,10 +41,15 @@ pub(super) async fn events(
         let mut events = t.subscribe();
         let tx = tx.clone();
         let name = name.clone();
-        // Ends when the client goes away (send fails) or the throttle is dropped.
+        // Ends as soon as the client goes away (even on a quiet throttle) or the throttle is
+        // dropped.
         tokio::spawn(async move {
             loop {
-                let event = match events.recv().await {
+                let received = tokio::select! {
+                    received = events.recv() => received,
+                    () = tx.closed() => return,
+                };
+                let event = match received {
                     Ok(e) => {
                         let body = to_ms(json!({
                             "throttle": name,
