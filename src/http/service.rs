@@ -117,15 +117,13 @@ where
             let rec = recorder(&shared.classifier, None);
             return ResponseFuture::admitted(self.inner.call(req), Some(rec), None);
         }
-        if !throttle.rules().is_empty() {
-            let info = RequestInfo {
-                method: req.method().as_str(),
-                path: req.uri().path(),
-            };
-            if !throttle.applies_to(&info) {
-                // Outside the throttle's rules (or bypassed): untouched and unmeasured.
-                return ResponseFuture::admitted(self.inner.call(req), None, None);
-            }
+        let info = RequestInfo {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+        };
+        if !throttle.applies_to(&info) {
+            // Outside the throttle's rules (or bypassed): untouched and unmeasured.
+            return ResponseFuture::admitted(self.inner.call(req), None, None);
         }
 
         let tier = shared.tier.tier(&req);
