@@ -61,13 +61,51 @@ pub struct CounterSnapshot {
     pub limit_changes: Vec<(Direction, ChangeReason, u64)>,
 }
 
+/// Latencies by bucket. Plain integers: it is updated under the controller's lock, which every
+/// recorded response takes anyway, so the hot path pays no extra atomic operations for it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RttTally {
+    buckets: [u64; RTT_BUCKETS_SECONDS.len() + 1],
+    sum_nanos: u64,
+}
+
+impl RttTally {
+    pub(crate) fn add(&mut self, rtt: Duration) {
+        let secs = rtt.as_secs_f64();
+        let bucket = RTT_BUCKETS_SECONDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(RTT_BUCKETS_SECONDS.len());
+        self.buckets[bucket] += 1;
+        self.sum_nanos = self
+            .sum_nanos
+            .saturating_add(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn histogram(&self) -> RttHistogram {
+        let mut cumulative = 0;
+        let mut buckets: Vec<(f64, u64)> = RTT_BUCKETS_SECONDS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(bound, n)| {
+                cumulative += n;
+                (*bound, cumulative)
+            })
+            .collect();
+        cumulative += self.buckets[RTT_BUCKETS_SECONDS.len()];
+        buckets.push((f64::INFINITY, cumulative));
+        RttHistogram {
+            buckets,
+            sum_seconds: self.sum_nanos as f64 / 1e9,
+            count: cumulative,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     by_tier: [[AtomicU64; 2]; 3],
     by_reason: [AtomicU64; RejectReason::ALL.len()],
-    rtt_buckets: [AtomicU64; RTT_BUCKETS_SECONDS.len() + 1],
-    rtt_sum_nanos: AtomicU64,
-    rtt_count: AtomicU64,
     changes: Mutex<BTreeMap<(Direction, ChangeReasonKey), u64>>,
 }
 
@@ -109,18 +147,6 @@ impl Counters {
             .sum()
     }
 
-    pub(crate) fn rtt(&self, rtt: Duration) {
-        let secs = rtt.as_secs_f64();
-        let bucket = RTT_BUCKETS_SECONDS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(RTT_BUCKETS_SECONDS.len());
-        self.rtt_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
-        self.rtt_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.rtt_count.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Counts limit changes among `events` (called with the few events of a transition).
     pub(crate) fn events(&self, events: &[ThrottleEvent]) {
         let mut changes = None;
@@ -138,21 +164,9 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> CounterSnapshot {
+    /// The counters, with the latency histogram kept under the controller's lock.
+    pub(crate) fn snapshot(&self, rtt: RttHistogram) -> CounterSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut cumulative = 0;
-        let mut buckets: Vec<(f64, u64)> = RTT_BUCKETS_SECONDS
-            .iter()
-            .zip(&self.rtt_buckets)
-            .map(|(bound, n)| {
-                cumulative += load(n);
-                (*bound, cumulative)
-            })
-            .collect();
-        buckets.push((
-            f64::INFINITY,
-            cumulative + load(&self.rtt_buckets[RTT_BUCKETS_SECONDS.len()]),
-        ));
         CounterSnapshot {
             requests_by_tier: Tier::ALL
                 .iter()
@@ -167,11 +181,7 @@ impl Counters {
                 .filter(|(_, n)| load(n) > 0)
                 .map(|(r, n)| (*r, load(n)))
                 .collect(),
-            rtt: RttHistogram {
-                buckets,
-                sum_seconds: load(&self.rtt_sum_nanos) as f64 / 1e9,
-                count: load(&self.rtt_count),
-            },
+            rtt,
             limit_changes: self
                 .changes
                 .lock()
@@ -193,11 +203,6 @@ impl Counters {
         self.by_reason
             .iter()
             .for_each(|a| a.store(0, Ordering::Relaxed));
-        self.rtt_buckets
-            .iter()
-            .for_each(|a| a.store(0, Ordering::Relaxed));
-        self.rtt_sum_nanos.store(0, Ordering::Relaxed);
-        self.rtt_count.store(0, Ordering::Relaxed);
         self.changes.lock().clear();
     }
 }

@@ -294,7 +294,6 @@ impl AdaptiveThrottle {
 
     /// `record_response` at a time just read from this throttle's clock.
     pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
-        self.inner.counters.rtt(rtt);
         self.with_controller(now, |c, events| c.record(rtt, now, events));
     }
 
@@ -307,7 +306,6 @@ impl AdaptiveThrottle {
 
     /// `record_overload` at a time just read from this throttle's clock.
     pub(crate) fn record_overload_at(&self, rtt: Duration, now: Duration) {
-        self.inner.counters.rtt(rtt);
         self.with_controller(now, |c, events| c.record_overload(rtt, now, events));
     }
 
@@ -438,7 +436,8 @@ impl AdaptiveThrottle {
     /// Per-request counters: requests by tier and result, rejections by reason, the latency
     /// histogram, limit changes by direction and trigger.
     pub fn counters(&self) -> CounterSnapshot {
-        self.inner.counters.snapshot()
+        let rtt = self.inner.controller.lock().rtt_histogram();
+        self.inner.counters.snapshot(rtt)
     }
 
     /// The audit trail of every transition of this throttle.

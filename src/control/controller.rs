@@ -5,6 +5,7 @@ use super::interval::IntervalSamples;
 use super::ladder::{next_limit, LadderInput};
 use crate::breaker::{BreakerConfig, BreakerStats, CircuitBreaker};
 use crate::config::{SignalKind, SlaTrigger, ThrottleConfig, TrendEstimator};
+use crate::counters::{RttHistogram, RttTally};
 use crate::decision::{RejectReason, Tier};
 use crate::events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 use crate::governance::{
@@ -167,6 +168,7 @@ pub struct Controller {
     rng: u64,
     gov: GovernanceState,
     breaker: Option<CircuitBreaker>,
+    rtt_tally: RttTally,
 }
 
 impl Controller {
@@ -197,6 +199,7 @@ impl Controller {
             rng,
             gov: GovernanceState::default(),
             breaker: None,
+            rtt_tally: RttTally::default(),
             cfg,
         }
     }
@@ -230,6 +233,11 @@ impl Controller {
     /// Counters.
     pub fn stats(&self) -> ControllerStats {
         self.stats
+    }
+
+    /// Latencies recorded (raw, before any overload floor), as a histogram.
+    pub fn rtt_histogram(&self) -> RttHistogram {
+        self.rtt_tally.histogram()
     }
 
     /// The regime, derived from the state.
@@ -295,6 +303,7 @@ impl Controller {
     /// once per `sample_interval` (the gate starts open) the ladder runs and may change the
     /// limit, unless frozen.
     pub fn record(&mut self, rtt: Duration, now: Duration, events: &mut Vec<ThrottleEvent>) {
+        self.rtt_tally.add(rtt);
         if let Some(breaker) = self.breaker.as_mut() {
             let state = breaker.on_response(rtt >= self.cfg.sla_critical, now);
             self.breaker_moved(state, now, events);
@@ -310,6 +319,7 @@ impl Controller {
         now: Duration,
         events: &mut Vec<ThrottleEvent>,
     ) {
+        self.rtt_tally.add(rtt);
         if let Some(breaker) = self.breaker.as_mut() {
             let state = breaker.on_failure(now);
             self.breaker_moved(state, now, events);
@@ -689,6 +699,7 @@ impl Controller {
         self.ramp = None;
         self.last_was_cut = false;
         self.stats = ControllerStats::default();
+        self.rtt_tally = RttTally::default();
         self.gov = GovernanceState::default();
         if let Some(breaker) = self.breaker.as_mut() {
             *breaker = CircuitBreaker::new(breaker.config());
