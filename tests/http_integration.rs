@@ -361,3 +361,29 @@ async fn key_and_tier_extractors_swap_at_runtime_without_losing_state() {
         "the new tier mapping is in force"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_end_of_body_timing_the_permit_is_held_until_the_body_ends() {
+    use http_body_util::BodyExt;
+    let t = with_inflight_limit(2);
+    let layer = AdaptiveThrottleLayer::from_throttle(t.clone())
+        .key_extractor(GlobalKey)
+        .tier(Tier::Critical)
+        .measure_to_end_of_body(true);
+    let (mock, mut handle) = mock::pair::<Req, Res>();
+    let mut svc = Spawn::new(layer.layer(mock));
+    assert!(svc.poll_ready().is_ready());
+    let fut = tokio::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    send.send_response(Response::new(Full::new(Bytes::from_static(b"streamed"))));
+    let res = fut.await.unwrap().unwrap();
+    assert_eq!(
+        inflight(&t),
+        1,
+        "headers are out, the body is not: the slot is held"
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"streamed");
+    assert_eq!(inflight(&t), 0, "released when the body ended");
+    assert_eq!(t.concurrency_stats().unwrap().samples, 1);
+}
