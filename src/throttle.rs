@@ -78,6 +78,8 @@ struct Inner {
     /// Rejections a shadow-mode layer let through.
     shadow_rejected: AtomicU64,
     overload_warning: crate::log::OverloadWarning,
+    /// When the concurrency axis last shed a request (clock nanoseconds; `u64::MAX` never).
+    shed_at_nanos: AtomicU64,
     /// The concurrency axis, when the config has a concurrency section (see `concurrency/`).
     concurrency: Option<crate::concurrency::ConcurrencyLimiter>,
 }
@@ -131,6 +133,7 @@ impl AdaptiveThrottle {
                 events,
                 shadow_rejected: AtomicU64::new(0),
                 overload_warning: Default::default(),
+                shed_at_nanos: AtomicU64::new(u64::MAX),
             }),
         }
     }
@@ -333,10 +336,11 @@ impl AdaptiveThrottle {
     /// What the throttle is doing.
     pub fn regime(&self) -> Regime {
         let now = self.inner.clock.now();
-        self.with_controller(now, |c, events| {
+        let regime = self.with_controller(now, |c, events| {
             c.advance(now, events);
             c.regime()
-        })
+        });
+        self.regime_at(regime, now)
     }
 
     /// A receiver of every [`ThrottleEvent`] from now on. A receiver that falls more than
@@ -415,7 +419,35 @@ impl AdaptiveThrottle {
     /// Counts a request denied by an axis other than the rate axis (the concurrency axis), so
     /// stats and metrics see every rejection.
     pub(crate) fn note_rejection(&self, tier: Tier, reason: RejectReason) {
-        self.inner.counters.decision(tier, false, Some(reason));
+        let inner = &*self.inner;
+        inner.counters.decision(tier, false, Some(reason));
+        let now = inner.clock.now();
+        inner.shed_at_nanos.store(
+            u64::try_from(now.as_nanos()).unwrap_or(u64::MAX - 1),
+            Ordering::Relaxed,
+        );
+        let limit = self.concurrency_limiter().map_or(0, |l| l.tier_limit(tier));
+        inner
+            .overload_warning
+            .rejected(now, inner.counters.rejected_total(), limit);
+    }
+
+    /// The controller's regime, except that a throttle whose concurrency axis shed work within
+    /// the last sample interval is `Throttling` rather than `Normal`.
+    fn regime_at(&self, controller: Regime, now: Duration) -> Regime {
+        let shed_at = self.inner.shed_at_nanos.load(Ordering::Relaxed);
+        let window = u64::try_from(self.inner.config.load().sample_interval.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1_000_000_000);
+        let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        if controller == Regime::Normal
+            && shed_at != u64::MAX
+            && now.saturating_sub(shed_at) < window
+        {
+            Regime::Throttling
+        } else {
+            controller
+        }
     }
 
     /// Publishes an event that happened outside the controller (a dead-letter queue's), to
@@ -644,7 +676,7 @@ impl AdaptiveThrottle {
             min_limit: cfg.min_limit,
             max_limit: cfg.max_limit,
             base_limit: base,
-            regime,
+            regime: self.regime_at(regime, now),
             frozen_reasons: frozen,
             disabled: self.is_disabled(),
             total_requests: allowed + rejected,

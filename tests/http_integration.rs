@@ -387,3 +387,19 @@ async fn with_end_of_body_timing_the_permit_is_held_until_the_body_ends() {
     assert_eq!(inflight(&t), 0, "released when the body ended");
     assert_eq!(t.concurrency_stats().unwrap().samples, 1);
 }
+
+#[test]
+fn shedding_on_the_concurrency_axis_shows_as_throttling() {
+    use tower_adaptive_throttle::{ManualClock, Regime};
+    let clock = ManualClock::new();
+    let cfg = with_inflight_limit(1).config();
+    let t = AdaptiveThrottle::with_clock((*cfg).clone(), clock.clone());
+    let held = t.acquire("a", Tier::Critical).expect("first admitted");
+    assert_eq!(t.regime(), Regime::Normal);
+    assert!(t.acquire("b", Tier::Critical).is_err());
+    assert_eq!(t.regime(), Regime::Throttling);
+    assert_eq!(t.stats().regime, Regime::Throttling);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(t.regime(), Regime::Normal, "a second without shedding");
+    drop(held);
+}

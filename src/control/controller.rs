@@ -25,7 +25,8 @@ use crate::util::splitmix64;
 pub enum Regime {
     /// The limit follows latency and is at or above its base.
     Normal,
-    /// The last change was a cut, or the limit is below its base.
+    /// The last change was a cut, or the limit is below its base (on a throttle, also: the
+    /// concurrency axis shed work within the last second).
     Throttling,
     /// A recovery ramp is climbing back to the pre-incident base.
     Recovering,
