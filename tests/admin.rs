@@ -61,6 +61,10 @@ async fn stats_json_shapes() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["stats"]["last_change"]["reason"], "sla_critical");
     assert_eq!(one["stats"]["governance"]["breaker"], "closed");
+    assert!(
+        one["concurrency"].is_null(),
+        "Baldur's preset has no concurrency axis"
+    );
     assert!(one["counters"]["rtt"]["count"].as_u64() == Some(1));
     let (status, audit) = call(&app, get("/api/audit?limit=5")).await;
     assert_eq!(status, StatusCode::OK);
@@ -329,4 +333,17 @@ async fn event_stream_lets_go_of_the_throttle_when_the_client_leaves() {
         tokio::task::yield_now().await;
     }
     assert_eq!(t.subscriber_count(), 0);
+}
+
+#[tokio::test]
+async fn stats_include_the_concurrency_axis_when_configured() {
+    let registry = ThrottleRegistry::new();
+    let t = registry.get_or_create("svc", ThrottleConfig::default());
+    let _permit = t
+        .acquire("k", tower_adaptive_throttle::Tier::Critical)
+        .unwrap();
+    let (status, one) = call(&admin::router(registry), get("/svc")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["concurrency"]["inflight"], 1);
+    assert!(one["concurrency"]["limit"].as_u64().unwrap() >= 1);
 }

@@ -12,6 +12,15 @@ pub(super) fn throttle(name: &str, t: &AdaptiveThrottle) -> Value {
         "name": name,
         "stats": stats,
         "counters": counters,
+        "concurrency": t.concurrency_stats().map(|c| json!({
+            "limit": c.limit,
+            "inflight": c.inflight,
+            "tier_limits": c.tier_limits,
+            "admitted": c.admitted,
+            "rejected": c.rejected,
+            "samples": c.samples,
+            "drops": c.drops,
+        })),
         "audit_dropped": t.audit().dropped(),
     }))
 }

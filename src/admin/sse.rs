@@ -89,6 +89,7 @@ fn tick_event(throttles: &[(String, crate::AdaptiveThrottle)]) -> Event {
         .iter()
         .map(|(name, t)| {
             let s = t.stats();
+            let concurrency = t.concurrency_stats();
             json!({
                 "throttle": name,
                 "limit": s.current_limit,
@@ -105,6 +106,8 @@ fn tick_event(throttles: &[(String, crate::AdaptiveThrottle)]) -> Event {
                 "rejected_total": s.rejected_requests,
                 "emergency_level": s.governance.emergency_level,
                 "breaker": s.governance.breaker.as_str(),
+                "inflight_limit": concurrency.map(|c| c.limit),
+                "inflight": concurrency.map(|c| c.inflight),
             })
         })
         .collect();
