@@ -93,6 +93,7 @@ fn stats(q: &DeadLetterQueue) -> Value {
         "failed_dropped": s.failed_dropped,
         "body_too_large": s.body_too_large,
         "body_unknown_length": s.body_unknown_length,
+        "tier_skipped": s.tier_skipped,
     })
 }
 

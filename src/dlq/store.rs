@@ -169,6 +169,9 @@ pub struct DlqStats {
     pub body_too_large: u64,
     /// Rejected requests not captured because their body length was not declared.
     pub body_unknown_length: u64,
+    /// Rejected requests not captured because their tier is excluded
+    /// ([`CaptureOptions::skip_tier`](crate::dlq::CaptureOptions::skip_tier)).
+    pub tier_skipped: u64,
 }
 
 /// Something that happened to a dead-letter queue, published on
@@ -278,9 +281,20 @@ pub struct DeadLetterQueueBuilder {
     max_attempts: u32,
     event_capacity: usize,
     clock: Option<Arc<dyn Clock>>,
+    skipped_tiers: Vec<Tier>,
 }
 
 impl DeadLetterQueueBuilder {
+    /// Never parks rejected requests of `tier`; they are counted in
+    /// [`DlqStats::tier_skipped`]. Baldur's policy is `.skip_tier(Tier::NonEssential)`: work
+    /// that may be dropped is not worth replaying.
+    pub fn skip_tier(mut self, tier: Tier) -> Self {
+        if !self.skipped_tiers.contains(&tier) {
+            self.skipped_tiers.push(tier);
+        }
+        self
+    }
+
     /// Most entries waiting for replay (pending and in flight together).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
@@ -339,6 +353,7 @@ impl DeadLetterQueueBuilder {
                     .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
                 events,
                 state: Mutex::new(State::default()),
+                skipped_tiers: self.skipped_tiers,
             }),
         })
     }
@@ -372,6 +387,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<DlqEvent>,
     state: Mutex<State>,
+    skipped_tiers: Vec<Tier>,
 }
 
 #[derive(Default)]
@@ -404,6 +420,7 @@ impl Default for DeadLetterQueue {
 pub(crate) enum NotCapturable {
     BodyTooLarge,
     UnknownLength,
+    TierSkipped,
 }
 
 /// How a delivery attempt ended.
@@ -435,6 +452,7 @@ impl DeadLetterQueue {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             clock: None,
+            skipped_tiers: Vec::new(),
         }
     }
 
@@ -535,6 +553,10 @@ impl DeadLetterQueue {
         tier: Tier,
         reason: RejectReason,
     ) -> Option<EntryId> {
+        if self.inner.skipped_tiers.contains(&tier) {
+            self.note_not_capturable(NotCapturable::TierSkipped);
+            return None;
+        }
         let at = self.now();
         let event;
         let stored = {
@@ -580,6 +602,7 @@ impl DeadLetterQueue {
         match why {
             NotCapturable::BodyTooLarge => state.stats.body_too_large += 1,
             NotCapturable::UnknownLength => state.stats.body_unknown_length += 1,
+            NotCapturable::TierSkipped => state.stats.tier_skipped += 1,
         }
     }
 
@@ -758,6 +781,31 @@ mod tests {
 
     fn accounted(s: &DlqStats) -> u64 {
         (s.pending + s.in_flight) as u64 + s.replayed + s.exhausted + s.purged
+    }
+
+    #[test]
+    fn skipped_tiers_are_counted_not_parked() {
+        let q = DeadLetterQueue::builder()
+            .skip_tier(Tier::NonEssential)
+            .clock(ManualClock::new())
+            .build()
+            .unwrap();
+        assert!(q
+            .push(
+                request("/a"),
+                Tier::NonEssential,
+                RejectReason::RateLimitExceeded
+            )
+            .is_none());
+        assert!(q
+            .push(
+                request("/b"),
+                Tier::Standard,
+                RejectReason::RateLimitExceeded
+            )
+            .is_some());
+        let s = q.stats();
+        assert_eq!((s.pending, s.tier_skipped, s.captured), (1, 1, 1));
     }
 
     #[test]
