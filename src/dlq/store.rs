@@ -170,7 +170,7 @@ pub struct DlqStats {
     /// Rejected requests not captured because their body length was not declared.
     pub body_unknown_length: u64,
     /// Rejected requests not captured because their tier is excluded
-    /// ([`CaptureOptions::skip_tier`](crate::dlq::CaptureOptions::skip_tier)).
+    /// ([`DeadLetterQueueBuilder::skip_tier`]).
     pub tier_skipped: u64,
 }
 
