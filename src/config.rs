@@ -659,18 +659,8 @@ pub struct ThrottleConfigBuilder {
     cfg: ThrottleConfig,
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
-        $(#[$doc])*
-        pub fn $name(mut self, value: $ty) -> Self {
-            self.cfg.$name = value;
-            self
-        }
-    )*};
-}
-
 impl ThrottleConfigBuilder {
-    setters! {
+    crate::util::setters! {
         /// Starting limit (default 100). Must lie in `[min_limit, max_limit]`.
         initial_limit: u32;
         /// Floor of the limit (default 10). Must be at least 1.

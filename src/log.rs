@@ -33,9 +33,10 @@ pub(crate) struct OverloadWarning {
 const OVERLOAD_WARN_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl OverloadWarning {
-    /// Called on every rejection with the clock time and the running rejection count.
+    /// Called on every rejection with the clock time; `facts` (running rejection count, limit)
+    /// is evaluated only when a warning is due.
     #[cfg(feature = "tracing")]
-    pub(crate) fn rejected(&self, now: std::time::Duration, rejected_total: u64, limit: u32) {
+    pub(crate) fn rejected(&self, now: std::time::Duration, facts: impl FnOnce() -> (u64, u32)) {
         use std::sync::atomic::Ordering;
         let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
         let due = self.next_at_nanos.load(Ordering::Relaxed);
@@ -50,6 +51,7 @@ impl OverloadWarning {
         {
             return; // another thread warns for this period
         }
+        let (rejected_total, limit) = facts();
         let before = self.rejected_then.swap(rejected_total, Ordering::Relaxed);
         tracing::warn!(
             rejected = rejected_total.saturating_sub(before),
@@ -59,5 +61,5 @@ impl OverloadWarning {
     }
 
     #[cfg(not(feature = "tracing"))]
-    pub(crate) fn rejected(&self, _now: std::time::Duration, _rejected_total: u64, _limit: u32) {}
+    pub(crate) fn rejected(&self, _now: std::time::Duration, _facts: impl FnOnce() -> (u64, u32)) {}
 }

@@ -229,7 +229,7 @@ impl AdaptiveThrottle {
             if !rd.allowed {
                 inner
                     .overload_warning
-                    .rejected(now, inner.counters.rejected_total(), limit);
+                    .rejected(now, || (inner.counters.rejected_total(), limit));
             }
         }
         self.decision_from(rd, limit, tier, now_ms)
@@ -426,10 +426,10 @@ impl AdaptiveThrottle {
             u64::try_from(now.as_nanos()).unwrap_or(u64::MAX - 1),
             Ordering::Relaxed,
         );
-        let limit = self.concurrency_limiter().map_or(0, |l| l.tier_limit(tier));
-        inner
-            .overload_warning
-            .rejected(now, inner.counters.rejected_total(), limit);
+        inner.overload_warning.rejected(now, || {
+            let limit = self.concurrency_limiter().map_or(0, |l| l.tier_limit(tier));
+            (inner.counters.rejected_total(), limit)
+        });
     }
 
     /// The controller's regime, except that a throttle whose concurrency axis shed work within

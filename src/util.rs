@@ -14,3 +14,16 @@ pub(crate) fn random_seed() -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::RandomState::default().hash_one(std::time::SystemTime::now())
 }
+
+/// Consuming builder setters `fn name(mut self, value: T) -> Self` that store into
+/// `self.cfg.name` (the config builders' shape).
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.cfg.$name = value;
+            self
+        }
+    )*};
+}
+pub(crate) use setters;

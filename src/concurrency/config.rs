@@ -452,36 +452,21 @@ pub struct ConcurrencyConfigBuilder {
 }
 
 impl ConcurrencyConfigBuilder {
-    /// The algorithm and its constants.
-    pub fn algorithm(mut self, algorithm: ConcurrencyAlgorithm) -> Self {
-        self.cfg.algorithm = algorithm;
-        self
+    crate::util::setters! {
+        /// The algorithm and its constants.
+        algorithm: ConcurrencyAlgorithm;
+        /// Initial in-flight limit (default 20); must lie in `[min_limit, max_limit]`.
+        initial_limit: u32;
+        /// Floor of the in-flight limit (default 4); at least 1.
+        min_limit: u32;
+        /// Ceiling of the in-flight limit (default 1000).
+        max_limit: u32;
+        /// How samples reach the algorithm (default: windows of 100–500 ms with at least 10).
+        aggregation: SampleAggregation;
+        /// Tier shares (default 1.0 / 0.8 / 0.6).
+        tier_shares: TierShares;
     }
-    /// Initial in-flight limit (default 20); must lie in `[min_limit, max_limit]`.
-    pub fn initial_limit(mut self, value: u32) -> Self {
-        self.cfg.initial_limit = value;
-        self
-    }
-    /// Floor of the in-flight limit (default 4); at least 1.
-    pub fn min_limit(mut self, value: u32) -> Self {
-        self.cfg.min_limit = value;
-        self
-    }
-    /// Ceiling of the in-flight limit (default 1000).
-    pub fn max_limit(mut self, value: u32) -> Self {
-        self.cfg.max_limit = value;
-        self
-    }
-    /// How samples reach the algorithm (default: windows of 100–500 ms with at least 10).
-    pub fn aggregation(mut self, value: SampleAggregation) -> Self {
-        self.cfg.aggregation = value;
-        self
-    }
-    /// Tier shares (default 1.0 / 0.8 / 0.6).
-    pub fn tier_shares(mut self, value: TierShares) -> Self {
-        self.cfg.tier_shares = value;
-        self
-    }
+
     /// Enables Envoy-style minRTT re-probing (default off).
     pub fn min_rtt_probe(mut self, value: MinRttProbe) -> Self {
         self.cfg.min_rtt_probe = Some(value);
