@@ -90,8 +90,6 @@ pub enum RejectReason {
     RateLimitExceeded,
     /// The adaptive in-flight limit is reached.
     ConcurrencyLimitExceeded,
-    /// The key's cost budget is spent.
-    BudgetExhausted,
     /// The error budget is critical and the request is non-essential.
     ErrorBudgetCriticalNonEssentialBlocked,
     /// The emergency level gives this tier no capacity.
@@ -102,10 +100,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason.
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 5] = [
         Self::RateLimitExceeded,
         Self::ConcurrencyLimitExceeded,
-        Self::BudgetExhausted,
         Self::ErrorBudgetCriticalNonEssentialBlocked,
         Self::EmergencyTierBlocked,
         Self::FullStop,
@@ -116,7 +113,6 @@ impl RejectReason {
         match self {
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
-            Self::BudgetExhausted => "budget_exhausted",
             Self::ErrorBudgetCriticalNonEssentialBlocked => {
                 "error_budget_critical_non_essential_blocked"
             }
@@ -142,22 +138,40 @@ pub enum Axis {
     Rate,
     /// Work in flight.
     Concurrency,
-    /// Cost budget (tokens).
-    Cost,
     /// A governance input (kill switch, emergency, error budget, full stop).
     Policy,
 }
 
 impl Axis {
-    /// The snake_case name (`rate`, `concurrency`, `cost`, `policy`).
+    /// The snake_case name (`rate`, `concurrency`, `policy`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Rate => "rate",
             Self::Concurrency => "concurrency",
-            Self::Cost => "cost",
             Self::Policy => "policy",
         }
     }
+}
+
+/// How an admitted request ended, and so what the adaptive limits learn from it: the outcome a
+/// [`ConcurrencyPermit`](crate::ConcurrencyPermit) is released with, and what a
+/// [`Classify`](crate::http::Classify) makes of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Completed: its latency is an ordinary sample (it goes to
+    /// [`record_response`](crate::AdaptiveThrottle::record_response)).
+    Success,
+    /// Failed in a way that signals overload (an inner error, a 5xx, a timeout): a drop for the
+    /// concurrency axis, and a sample at least as slow as `sla_warning` for the rate axis
+    /// ([`record_overload`](crate::AdaptiveThrottle::record_overload)).
+    Overload,
+    /// Not a signal about the service (cancelled, failed before the work started, or a
+    /// response produced by another middleware): the slot is released and nothing is learnt.
+    /// A permit dropped without an outcome is ignored too.
+    Ignore,
 }
 
 /// The verdict of an admission check. A denial is a value, not an error.

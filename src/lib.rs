@@ -84,7 +84,7 @@ mod admission;
 pub mod audit;
 pub mod breaker;
 pub mod clock;
-pub mod concurrency;
+mod concurrency;
 pub mod config;
 pub mod control;
 pub mod counters;
@@ -98,21 +98,20 @@ mod log;
 pub mod metrics;
 pub mod registry;
 pub mod signal;
-pub mod sim;
 pub mod strategy;
 mod throttle;
 mod util;
 
 pub use breaker::BreakerConfig;
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use concurrency::{ConcurrencyConfig, ConcurrencyPermit, Outcome};
-pub use config::{ConfigError, ThrottleConfig, ThrottleConfigBuilder};
+pub use concurrency::{ConcurrencyPermit, ConcurrencyStats};
+pub use config::{ConcurrencyConfig, ConfigError, ThrottleConfig, ThrottleConfigBuilder};
 pub use control::Regime;
-pub use decision::{Axis, Decision, ParseTierError, RejectReason, Tier};
+pub use decision::{Axis, Decision, Outcome, ParseTierError, RejectReason, Tier};
 pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
-pub use throttle::{AdaptiveThrottle, ThrottleStats};
+pub use throttle::{rules, AdaptiveThrottle, Governance, ThrottleStats};
 
 pub use crate::http::{
     AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,

@@ -316,7 +316,7 @@ async fn kill_switch(
     Json(body): Json<KillSwitch>,
 ) -> Response {
     operate(&s, &headers, &name, |t| {
-        t.set_kill_switch(body.on);
+        t.governance().set_kill_switch(body.on);
         Ok(())
     })
 }
@@ -339,7 +339,7 @@ async fn emergency(
                 body.level
             ));
         }
-        t.set_emergency_level(body.level);
+        t.governance().set_emergency_level(body.level);
         Ok(())
     })
 }
@@ -356,7 +356,7 @@ async fn error_budget(
     Json(body): Json<Budget>,
 ) -> Response {
     operate(&s, &headers, &name, |t| {
-        t.set_error_budget(body.state);
+        t.governance().set_error_budget(body.state);
         Ok(())
     })
 }
@@ -379,7 +379,7 @@ async fn load_shedding(
                 body.traffic_percent
             ));
         }
-        t.set_load_shedding(body.traffic_percent);
+        t.governance().set_load_shedding(body.traffic_percent);
         Ok(())
     })
 }
@@ -395,8 +395,18 @@ macro_rules! simple_action {
     )*};
 }
 
+async fn break_glass(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    operate(&s, &headers, &name, |t| {
+        t.governance().break_glass();
+        Ok(())
+    })
+}
+
 simple_action! {
-    break_glass => break_glass;
     enable => enable;
     disable => disable;
     reset => reset_all;

@@ -8,73 +8,30 @@
 //!
 //! - Keyless: one limit for the whole throttle.
 //! - The limit moves with [`Gradient2`] (Netflix's formula) or [`Aimd`], fed one sample per
-//!   completed request or one per window ([`SampleAggregation`]); optionally, an Envoy-style
-//!   [`MinRttProbe`] re-measures the no-load RTT with a seeded jitter.
+//!   completed request or one per window ([`SampleAggregation`](crate::config::SampleAggregation)); optionally, an Envoy-style
+//!   [`MinRttProbe`](crate::config::MinRttProbe) re-measures the no-load RTT with a seeded jitter.
 //! - A [`ConcurrencyPermit`] is taken on admission and releases its slot when dropped (RAII).
 //!   Its [`Outcome`] decides what the algorithm learns: a success is a sample, an overload (an
 //!   error, a 5xx, a timeout) is a drop, and a permit dropped without an outcome — a cancelled
 //!   request — releases its slot and teaches nothing.
-//! - [`TierShares`]: critical work may use the whole limit, standard and non-essential work only
+//! - [`TierShares`](crate::config::TierShares): critical work may use the whole limit, standard and non-essential work only
 //!   a share of it, so saturation sheds non-essential work first.
-//!
-//! ```
-//! use std::time::Duration;
-//! use tower_adaptive_throttle::concurrency::{ConcurrencyConfig, ConcurrencyLimiter};
-//! use tower_adaptive_throttle::{Axis, ManualClock, Tier};
-//!
-//! let clock = ManualClock::new();
-//! let cfg = ConcurrencyConfig::builder().initial_limit(4).build().unwrap();
-//! let limiter = ConcurrencyLimiter::with_clock(cfg, clock.clone());
-//! let held: Vec<_> = (0..4).map(|_| limiter.try_acquire(Tier::Critical).unwrap()).collect();
-//! let denied = limiter.try_acquire(Tier::Critical).unwrap_err();
-//! assert_eq!(denied.axis, Some(Axis::Concurrency));
-//! clock.advance(Duration::from_millis(30));
-//! for permit in held {
-//!     permit.success(); // releases the slot and records a 30 ms sample
-//! }
-//! assert_eq!(limiter.inflight(), 0);
-//! ```
 
 mod algorithm;
-mod config;
 
-pub use algorithm::{Aimd, AimdParams, Gradient2, Gradient2Params, LimitSample, QueueSize};
-pub use config::{
-    ConcurrencyAlgorithm, ConcurrencyConfig, ConcurrencyConfigBuilder, MinRttProbe,
-    SampleAggregation, TierShares, DEFAULT_CONCURRENCY_INITIAL_LIMIT,
-    DEFAULT_CONCURRENCY_MAX_LIMIT, DEFAULT_CONCURRENCY_MAX_WINDOW, DEFAULT_CONCURRENCY_MIN_LIMIT,
-    DEFAULT_CONCURRENCY_MIN_WINDOW, DEFAULT_CONCURRENCY_WINDOW_SAMPLES, DEFAULT_LONG_RISE_CAP,
-    DEFAULT_NON_ESSENTIAL_SHARE, DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES, DEFAULT_STANDARD_SHARE,
-};
+use algorithm::{Aimd, Gradient2, LimitSample};
 
 use std::fmt;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::clock::{Clock, MonotonicClock};
-use crate::decision::{Axis, Decision, RejectReason, Tier};
+use crate::clock::Clock;
+use crate::config::{ConcurrencyAlgorithm, ConcurrencyConfig, SampleAggregation};
+use crate::decision::{Axis, Decision, Outcome, RejectReason, Tier};
 use crate::util::splitmix64;
-use crate::AdaptiveThrottle;
-
-/// How a request admitted with a [`ConcurrencyPermit`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum Outcome {
-    /// Completed: its RTT is a sample.
-    Success,
-    /// Failed in a way that signals overload (an inner error, a 5xx, a timeout): a drop.
-    Overload,
-    /// Ended without a meaningful RTT (cancelled, or failed before the work started): the
-    /// slot is released and the algorithm learns nothing. A permit dropped without an outcome
-    /// is ignored too.
-    Ignore,
-}
 
 /// A snapshot of the concurrency axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,13 +173,9 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl ConcurrencyLimiter {
-    /// A limiter on the real clock.
-    pub fn new(cfg: ConcurrencyConfig) -> Self {
-        Self::with_clock(cfg, MonotonicClock::new())
-    }
-
     /// A limiter on the given clock, for example a [`ManualClock`](crate::ManualClock).
-    pub fn with_clock(cfg: ConcurrencyConfig, clock: impl Clock) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_clock(cfg: ConcurrencyConfig, clock: impl Clock) -> Self {
         Self::with_shared_clock(cfg, Arc::new(clock))
     }
 
@@ -268,11 +221,6 @@ impl ConcurrencyLimiter {
                 cfg,
             }),
         }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ConcurrencyConfig {
-        &self.shared.cfg
     }
 
     /// The in-flight limit now (what critical requests are checked against).
@@ -554,7 +502,7 @@ struct Slot {
 #[must_use = "dropping the permit at once releases the slot: hold it until the work completes"]
 pub struct ConcurrencyPermit {
     slot: Option<Slot>,
-    decision: Decision,
+    pub(crate) decision: Decision,
 }
 
 impl fmt::Debug for ConcurrencyPermit {
@@ -619,72 +567,6 @@ impl Drop for ConcurrencyPermit {
                 slot.outcome,
             );
         }
-    }
-}
-
-/// The concurrency axis on the throttle (the HTTP layer's entry point).
-impl AdaptiveThrottle {
-    /// Admits one request of `key` at `tier` on every configured axis, in ThrottleKit's order:
-    /// concurrency first, then the rate axis ([`check`](Self::check)). The first axis that
-    /// denies decides, and nothing is consumed: a slot taken on the concurrency axis is
-    /// released without a sample when the rate axis denies.
-    ///
-    /// On admission, hold the returned permit until the response is complete (to the response
-    /// headers, or to the end of the body), set its [`Outcome`], and drop it; the rate axis
-    /// still learns from [`record_response`](Self::record_response).
-    ///
-    /// Without a concurrency section (e.g. [`ThrottleConfig::baldur()`](crate::ThrottleConfig::baldur))
-    /// this is `check` returning a permit that holds no slot.
-    ///
-    /// # Errors
-    ///
-    /// The denying [`Decision`]; its `axis` names the axis (`Concurrency` or `Rate`).
-    pub fn acquire<K: Hash + ?Sized>(
-        &self,
-        key: &K,
-        tier: Tier,
-    ) -> Result<ConcurrencyPermit, Decision> {
-        self.acquire_at(key, tier, self.now())
-    }
-
-    /// `acquire` at a time just read from this throttle's clock.
-    pub(crate) fn acquire_at<K: Hash + ?Sized>(
-        &self,
-        key: &K,
-        tier: Tier,
-        now: std::time::Duration,
-    ) -> Result<ConcurrencyPermit, Decision> {
-        let permit = match self.concurrency_limiter() {
-            Some(limiter) if !self.is_disabled() => match limiter.try_acquire(tier) {
-                Ok(permit) => Some(permit),
-                Err(denied) => {
-                    self.note_rejection(tier, RejectReason::ConcurrencyLimitExceeded);
-                    return Err(denied);
-                }
-            },
-            _ => None,
-        };
-        let rate = self.check_at(key, tier, now);
-        match permit {
-            None if rate.allowed => Ok(ConcurrencyPermit::unlimited(rate)),
-            None => Err(rate),
-            Some(mut permit) => {
-                if rate.allowed {
-                    // Admitted: the per-window quota is what clients are told about (the
-                    // in-flight limit is not a quota per window).
-                    permit.decision = rate;
-                    Ok(permit)
-                } else {
-                    permit.set_outcome(Outcome::Ignore);
-                    Err(rate)
-                }
-            }
-        }
-    }
-
-    /// A snapshot of the concurrency axis, if configured.
-    pub fn concurrency_stats(&self) -> Option<ConcurrencyStats> {
-        self.concurrency_limiter().map(ConcurrencyLimiter::stats)
     }
 }
 

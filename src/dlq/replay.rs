@@ -206,7 +206,7 @@ pub struct ReplayHealth {
 impl ReplayHealth {
     /// Reads `throttle`.
     pub fn of(throttle: &AdaptiveThrottle) -> Self {
-        let governance = throttle.governance();
+        let governance = throttle.governance().state();
         Self {
             current_limit: throttle.current_limit(),
             initial_limit: throttle.config().initial_limit(),

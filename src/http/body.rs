@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::classify::Outcome;
-use crate::concurrency::{self, ConcurrencyPermit};
+use crate::concurrency::ConcurrencyPermit;
 use crate::AdaptiveThrottle;
 
 pin_project! {
@@ -99,11 +99,7 @@ pub(crate) fn record(
         Outcome::Ignore => {}
     }
     if let Some(mut permit) = permit {
-        permit.set_outcome(match outcome {
-            Outcome::Success => concurrency::Outcome::Success,
-            Outcome::Overload => concurrency::Outcome::Overload,
-            Outcome::Ignore => concurrency::Outcome::Ignore,
-        });
+        permit.set_outcome(outcome);
     }
 }
 

@@ -3,21 +3,7 @@
 
 use ::http::Response;
 
-/// How an admitted request's outcome feeds the throttle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// An ordinary sample: its latency goes to
-    /// [`record_response`](crate::AdaptiveThrottle::record_response).
-    Success,
-    /// The service is struggling: the sample goes to
-    /// [`record_overload`](crate::AdaptiveThrottle::record_overload), which counts it as at
-    /// least as slow as `sla_warning`.
-    Overload,
-    /// Not a signal about the service (for example a response produced by another middleware):
-    /// nothing is recorded.
-    Ignore,
-}
+pub use crate::decision::Outcome;
 
 /// Maps the inner service's result to an [`Outcome`].
 ///

@@ -16,7 +16,7 @@ use super::key::{KeyExtractor, PeerIp};
 use super::layer::Shared;
 use super::tier::{FixedTier, TierExtractor};
 use super::ResponseBody;
-use crate::registry::RequestInfo;
+use crate::rules::RequestInfo;
 use crate::AdaptiveThrottle;
 
 /// The middleware built by [`AdaptiveThrottleLayer`](super::AdaptiveThrottleLayer).

@@ -1,14 +1,11 @@
 //! [`ThrottleRegistry`]: named throttles, their rules, and runtime control — a value you pass
 //! around, never a global.
 //!
-//! Rules ([`Rule`], [`Bypass`], collected in a [`RuleSet`]) restrict where a throttle applies.
+//! Rules ([`Rule`](crate::rules::Rule), [`Bypass`](crate::rules::Bypass), collected in a
+//! [`RuleSet`](crate::rules::RuleSet)) restrict where a throttle applies.
 //! Path patterns are split on `/`: `*` matches exactly one segment, `**` any number of segments
 //! (including none), anything else matches literally — `/api/*/orders` matches
 //! `/api/v1/orders`; `/static/**` matches `/static`, `/static/a` and `/static/a/b.css`.
-
-mod rules;
-
-pub use rules::{Bypass, PathPattern, RequestInfo, Rule, RuleSet};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::config::ThrottleConfig;
+use crate::rules::{Bypass, Rule};
 use crate::throttle::{AdaptiveThrottle, ThrottleStats};
 
 /// Named throttles. Cheap to clone; clones share the same set.

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::algorithm::{AimdParams, Gradient2Params, QueueSize};
-use crate::config::ConfigError;
+use super::ConfigError;
 use crate::decision::Tier;
 
 /// Recommended initial in-flight limit (ThrottleKit TK-026 starts at its floor; Netflix at 20).
@@ -492,5 +491,126 @@ impl ConcurrencyConfigBuilder {
     pub fn build(self) -> Result<ConcurrencyConfig, ConfigError> {
         self.cfg.validate()?;
         Ok(self.cfg)
+    }
+}
+
+/// How much headroom Gradient2 adds on each update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum QueueSize {
+    /// A constant (Netflix's default is 4).
+    Fixed(u32),
+    /// `max(floor, ⌊√limit⌋)` (Netflix Gradient v1 and Envoy size the headroom this way).
+    Sqrt {
+        /// The smallest headroom.
+        floor: u32,
+    },
+}
+
+impl QueueSize {
+    pub(crate) fn of(self, estimate: f64) -> f64 {
+        match self {
+            Self::Fixed(n) => f64::from(n),
+            Self::Sqrt { floor } => f64::from(floor).max(estimate.max(0.0).sqrt().floor()),
+        }
+    }
+}
+
+/// Netflix `Gradient2Limit`'s parameters (see [`Gradient2Params::netflix`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct Gradient2Params {
+    /// Length of the long-RTT EMA in updates (factor `2 / (long_window + 1)`); Netflix 600.
+    pub long_window: u32,
+    /// Updates averaged plainly before the EMA starts; Netflix 10.
+    pub long_warmup: u32,
+    /// How much slower than the long RTT the short RTT may be before the limit shrinks
+    /// (`≥ 1`); Netflix 1.5.
+    pub rtt_tolerance: f64,
+    /// Headroom added on each update; Netflix `Fixed(4)`.
+    pub queue_size: QueueSize,
+    /// Weight of the new limit against the old one, in `(0, 1]`; Netflix 0.2 (both directions).
+    pub smoothing: f64,
+    /// Upper clamp of the gradient, in `[1, 2]`; Netflix 1.0 (growth only from the headroom),
+    /// Envoy 2.0 (multiplicative growth while the short RTT is below the tolerated one).
+    pub max_gradient: f64,
+    /// `None` (Netflix): the long RTT is the EMA above. `Some(r)`: it is a no-load estimate
+    /// instead — it drops at once to a faster sample and rises by at most the fraction `r` per
+    /// update, so the queue the limit itself tolerates (and a start under load) cannot become
+    /// the baseline, while a lasting shift is accepted gradually.
+    pub long_rise_cap: Option<f64>,
+    /// `Some(n)`: after `n` consecutive updates with the gradient at its floor (the short RTT
+    /// at least `2 × tolerance` × the long RTT while the limit shrinks), the long RTT is reset
+    /// to the short RTT. A queue the limit causes drains as the limit falls, so it cannot keep
+    /// the gradient at the floor; a slower dependency can (Envoy re-measures its minRTT when the
+    /// limit stays at its minimum, PR #10647). `None` (Netflix): never.
+    pub rebaseline_after_floor_updates: Option<u32>,
+}
+
+impl Default for Gradient2Params {
+    fn default() -> Self {
+        Self::netflix()
+    }
+}
+
+impl Gradient2Params {
+    /// Netflix's defaults: long window 600 (warm-up 10), tolerance 1.5, queue 4, smoothing 0.2,
+    /// gradient clamped to `[0.5, 1.0]`.
+    pub const fn netflix() -> Self {
+        Self {
+            long_window: 600,
+            long_warmup: 10,
+            rtt_tolerance: 1.5,
+            queue_size: QueueSize::Fixed(4),
+            smoothing: 0.2,
+            max_gradient: 1.0,
+            long_rise_cap: None,
+            rebaseline_after_floor_updates: None,
+        }
+    }
+}
+
+/// AIMD parameters (see [`AimdParams::netflix`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct AimdParams {
+    /// Multiplier on a drop or a slow sample, in `[0.5, 1)`; Netflix 0.9.
+    pub backoff_ratio: f64,
+    /// A sample slower than this is treated as a drop; Netflix 5 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "crate::config::duration_ms", rename = "timeout_ms")
+    )]
+    pub timeout: Duration,
+    /// A sample slower than `tolerance × no-load RTT` is treated as a drop (ThrottleKit TK-026,
+    /// 2.0); `None` uses only `timeout` (Netflix).
+    pub latency_tolerance: Option<f64>,
+    /// Samples in the rolling minimum that estimates the no-load RTT (TK-026: 100).
+    pub noload_window: u32,
+}
+
+impl Default for AimdParams {
+    fn default() -> Self {
+        Self::netflix()
+    }
+}
+
+impl AimdParams {
+    /// Netflix's defaults (backoff 0.9, timeout 5 s) with ThrottleKit's latency rule (a sample
+    /// slower than 2 × the minimum of the last 100 samples backs off): without it a service
+    /// that slows down but never errors would never see the limit fall.
+    pub const fn netflix() -> Self {
+        Self {
+            backoff_ratio: 0.9,
+            timeout: Duration::from_secs(5),
+            latency_tolerance: Some(2.0),
+            noload_window: 100,
+        }
     }
 }

@@ -1,0 +1,431 @@
+//! Configuration: [`ThrottleConfig`], its builder, and the errors `build()` reports.
+//!
+//! Two starting points:
+//!
+//! - [`ThrottleConfig::baldur()`] / [`ThrottleConfig::baldur_builder()`] reproduce the Baldur
+//!   Adaptive Throttle's documented ladder number for number: the latency of the single response
+//!   that opens an adjustment tick triggers the SLA rules, the per-sample EMA gradient feeds the
+//!   trend rules, increases are `+increase_step`, and the rate axis is a sliding window.
+//! - [`ThrottleConfig::default()`] / [`ThrottleConfig::builder()`] are the crate's recommended
+//!   configuration: the same ladder structure fed by statistics aggregated over each sample
+//!   interval, so ordinary latency noise does not walk the limit towards its floor. See
+//!   [`ThrottleConfig::default`] for the exact choices.
+//!
+//! Every constant is configurable on both builders and every value is checked by `build()`.
+
+use std::time::Duration;
+
+mod builder;
+mod concurrency;
+mod defaults;
+mod error;
+#[cfg(feature = "serde")]
+mod serde;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+#[cfg(feature = "serde")]
+pub(crate) use self::serde::duration_ms;
+pub use builder::ThrottleConfigBuilder;
+pub use concurrency::*;
+pub use defaults::*;
+pub use error::ConfigError;
+
+/// Which latency statistic triggers the SLA rules (the first two rungs of the ladder).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(::serde::Serialize, ::serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SlaTrigger {
+    /// The latency of the response that opened the adjustment tick (Baldur): one slow outlier
+    /// is enough to cut the limit.
+    TriggeringSample,
+    /// A quantile in `(0, 1]` of every sample recorded since the last adjustment, e.g. `0.9`.
+    IntervalPercentile(f64),
+}
+
+/// Which estimate of the latency trend feeds the gradient rules (rungs three and four).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(::serde::Serialize, ::serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum TrendEstimator {
+    /// The latency signal's own gradient: the per-sample EMA step (Baldur) or, with
+    /// [`SignalKind::TimeBucketed`], recent-half versus previous-half window averages.
+    Signal,
+    /// Relative change of this interval's mean latency against the previous interval's.
+    IntervalMeans,
+    /// Relative distance of this interval's mean latency from a slow EMA of interval means
+    /// (`long_smoothing` is that EMA's weight per interval, in `(0, 1)`).
+    LongShortBaseline {
+        /// Weight of each new interval mean in the long baseline.
+        long_smoothing: f64,
+    },
+    /// Relative distance of this interval's mean latency from a no-load baseline: the baseline
+    /// drops at once to any lower interval mean and otherwise rises by at most `rise_per_interval`
+    /// (a fraction, in `[0, 1)`) per interval, so queueing the throttle causes does not become
+    /// the new normal within seconds, while a lasting shift (a slower dependency) is accepted
+    /// within a minute. The trend is then "how much queueing", not "did it just change", so the
+    /// thresholds are distances from no-load (e.g. cut above +100 %, grow below +50 %) and a
+    /// flat latency near no-load keeps growing the limit: no drift towards the floor.
+    NoLoadBaseline {
+        /// Largest relative rise of the baseline per interval.
+        rise_per_interval: f64,
+    },
+}
+
+/// How much a falling trend adds to the limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(::serde::Serialize, ::serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum IncreaseSizing {
+    /// `limit + increase_step` (Baldur).
+    Step,
+    /// `limit + max(increase_step, ceil(limit × fraction))`, `fraction` in `(0, 1]`.
+    Proportional(f64),
+}
+
+/// Which latency signal the throttle keeps (the smoothed RTT it reports and the
+/// [`TrendEstimator::Signal`] gradient).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(::serde::Serialize, ::serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SignalKind {
+    /// Exponential moving average with `smoothing_factor` (Baldur's `GradientCalculator`).
+    Ema,
+    /// One bucket per second in a fixed ring over `window` (Baldur's time-bucketed calculator):
+    /// fixed memory whatever the traffic.
+    TimeBucketed {
+        /// Span of the ring, at least two seconds.
+        #[cfg_attr(feature = "serde", serde(with = "duration_ms", rename = "window_ms"))]
+        window: Duration,
+    },
+}
+
+/// Which ThrottleKit strategy the rate axis admits with; the adaptive limit is its limit per
+/// `window`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(::serde::Serialize, ::serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum RateStrategy {
+    /// Sub-bucketed sliding window (estimate error at most one sub-bucket; fixed memory per key).
+    SlidingWindow {
+        /// Sub-buckets per window.
+        buckets: u32,
+    },
+    /// Exact sliding log (memory grows with the limit).
+    SlidingWindowLog,
+    /// Epoch-aligned fixed window (up to twice the limit across one boundary).
+    FixedWindow,
+    /// GCRA: `limit` per `window` spaced evenly, with a burst of `ceil(limit × burst_fraction)`.
+    Gcra {
+        /// Burst as a fraction of the limit, in `(0, 1]`.
+        burst_fraction: f64,
+    },
+    /// Token bucket holding `limit` tokens, refilled at `limit` per `window`.
+    TokenBucket,
+}
+
+/// A validated throttle configuration. Make one with [`ThrottleConfig::builder`] (recommended),
+/// [`ThrottleConfig::baldur_builder`], or take [`ThrottleConfig::default`] /
+/// [`ThrottleConfig::baldur`] as they are.
+///
+/// With the `serde` feature it (de)serialises as a flat object whose durations are integer
+/// milliseconds (`window_ms`, `sample_interval_ms`, …); missing fields take the recommended
+/// defaults, and deserialisation runs the same checks as `build()`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(::serde::Serialize, ::serde::Deserialize),
+    serde(remote = "Self", default, deny_unknown_fields)
+)]
+pub struct ThrottleConfig {
+    pub(crate) initial_limit: u32,
+    pub(crate) min_limit: u32,
+    pub(crate) max_limit: u32,
+    #[cfg_attr(feature = "serde", serde(with = "duration_ms", rename = "window_ms"))]
+    pub(crate) window: Duration,
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "sample_interval_ms")
+    )]
+    pub(crate) sample_interval: Duration,
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "sla_warning_ms")
+    )]
+    pub(crate) sla_warning: Duration,
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "sla_critical_ms")
+    )]
+    pub(crate) sla_critical: Duration,
+    pub(crate) decrease_ratio: f64,
+    pub(crate) critical_decrease_ratio: f64,
+    pub(crate) increase_step: u32,
+    pub(crate) gradient_up_threshold: f64,
+    pub(crate) gradient_down_threshold: f64,
+    pub(crate) smoothing_factor: f64,
+    pub(crate) min_samples: u32,
+    pub(crate) recovery_stages: Vec<f64>,
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "recovery_stage_interval_ms")
+    )]
+    pub(crate) recovery_stage_interval: Duration,
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "duration_ms", rename = "recovery_jitter_ms")
+    )]
+    pub(crate) recovery_jitter: Duration,
+    pub(crate) jitter_seed: Option<u64>,
+    pub(crate) sla_trigger: SlaTrigger,
+    pub(crate) trend: TrendEstimator,
+    pub(crate) increase_sizing: IncreaseSizing,
+    pub(crate) signal: SignalKind,
+    pub(crate) rate_strategy: RateStrategy,
+    /// Ignore, for the ladder, samples of requests admitted before the latest change of the
+    /// limit (they describe the old limit).
+    pub(crate) skip_stale_samples: bool,
+    pub(crate) max_keys: usize,
+    pub(crate) event_capacity: usize,
+    /// The concurrency axis (capacity guard); `None` turns it off.
+    pub(crate) concurrency: Option<ConcurrencyConfig>,
+}
+
+impl Default for ThrottleConfig {
+    /// The recommended configuration, chosen with the simulator (`sim`,
+    /// `cargo run --release --example simulate`; evidence in `BENCHMARKS.md`).
+    ///
+    /// # Default
+    ///
+    /// **Two axes.** The concurrency axis is on ([`ConcurrencyConfig::default`]): an adaptive
+    /// in-flight limit is the capacity guard, because it is self-clocking — when the service
+    /// slows, fewer slots free up at once, so no backlog builds while a latency statistic
+    /// catches up. The rate axis (per key, Baldur's numbers: limits 100 / 10 / 500 per 60 s
+    /// window) is the per-client fairness guard. [`AdaptiveThrottle::acquire`](crate::AdaptiveThrottle::acquire)
+    /// checks both; [`check`](crate::AdaptiveThrottle::check) is the rate axis alone.
+    ///
+    /// **The ladder** keeps Baldur's structure and numbers (500 ms interval, SLA 200 / 500 ms,
+    /// cuts ×0.9 / ×0.7, ramp 80 / 90 / 100 % every 30 s) with inputs that do not drift:
+    ///
+    /// - SLA rules triggered by the 90th percentile of the interval's samples
+    ///   ([`SlaTrigger::IntervalPercentile`]), not by one outlier;
+    /// - trend = the interval's mean latency against a no-load baseline that drops at once and
+    ///   rises by at most 1 % per interval ([`TrendEstimator::NoLoadBaseline`]); the limit is
+    ///   cut above +200 % (`gradient_up_threshold` 2.0) and grows below +100 %
+    ///   (`gradient_down_threshold` 1.0). These sit behind the concurrency axis's tolerance
+    ///   (1.5 × no-load), so the fairness axis does not fight the capacity guard, and flat
+    ///   latency keeps the limit growing: no walk to the floor under noise;
+    /// - increases of 5 % of the limit (at least `increase_step`)
+    ///   ([`IncreaseSizing::Proportional`]), so returning capacity is used within seconds;
+    /// - samples of requests admitted before the latest change are ignored by the ladder
+    ///   (`skip_stale_samples`): one decision per round trip, so a backlog admitted under the
+    ///   old limit cannot cut the new one again and again;
+    /// - smooth admission: GCRA with a burst of half the limit
+    ///   ([`RateStrategy::Gcra`]), not a window that refills all at once.
+    ///
+    /// Measured (full scale, seed 42): with capacity halving for 30 s, 102–104 % of an
+    /// oracle's goodput in every phase, settled p99 ≤ 1.5 × unloaded p99, converged within 2 s
+    /// of each change, critical-tier success ≥ 99.9 %; under noise without overload, the limits
+    /// stay ≥ 3 × what the load needs and < 1 % is rejected (during the first seconds of
+    /// warm-up only). Known weakness: a slow dependency that triples latency without any
+    /// loss of capacity costs about 16 % of goodput while it lasts, because the concurrency
+    /// axis reads the slower responses as queueing until it re-measures its baseline.
+    fn default() -> Self {
+        Self {
+            sla_trigger: SlaTrigger::IntervalPercentile(DEFAULT_SLA_PERCENTILE),
+            trend: TrendEstimator::NoLoadBaseline {
+                rise_per_interval: DEFAULT_BASELINE_RISE,
+            },
+            gradient_up_threshold: DEFAULT_NOLOAD_UP_THRESHOLD,
+            gradient_down_threshold: DEFAULT_NOLOAD_DOWN_THRESHOLD,
+            increase_sizing: IncreaseSizing::Proportional(DEFAULT_PROPORTIONAL_INCREASE),
+            skip_stale_samples: true,
+            rate_strategy: RateStrategy::Gcra {
+                burst_fraction: DEFAULT_GCRA_BURST_FRACTION,
+            },
+            concurrency: Some(ConcurrencyConfig::default()),
+            ..Self::baldur_values()
+        }
+    }
+}
+
+impl ThrottleConfig {
+    /// The recommended configuration, to adjust. See [`ThrottleConfig::default`].
+    pub fn builder() -> ThrottleConfigBuilder {
+        ThrottleConfigBuilder {
+            cfg: Self::default(),
+        }
+    }
+
+    /// Baldur's documented adaptive throttle, exactly.
+    pub fn baldur() -> Self {
+        Self::baldur_values()
+    }
+
+    /// Baldur's documented adaptive throttle, to adjust.
+    pub fn baldur_builder() -> ThrottleConfigBuilder {
+        ThrottleConfigBuilder {
+            cfg: Self::baldur_values(),
+        }
+    }
+
+    /// A builder starting from this configuration.
+    pub fn to_builder(&self) -> ThrottleConfigBuilder {
+        ThrottleConfigBuilder { cfg: self.clone() }
+    }
+
+    fn baldur_values() -> Self {
+        Self {
+            initial_limit: DEFAULT_INITIAL_LIMIT,
+            min_limit: DEFAULT_MIN_LIMIT,
+            max_limit: DEFAULT_MAX_LIMIT,
+            window: DEFAULT_WINDOW,
+            sample_interval: DEFAULT_SAMPLE_INTERVAL,
+            sla_warning: DEFAULT_SLA_WARNING,
+            sla_critical: DEFAULT_SLA_CRITICAL,
+            decrease_ratio: DEFAULT_DECREASE_RATIO,
+            critical_decrease_ratio: DEFAULT_CRITICAL_DECREASE_RATIO,
+            increase_step: DEFAULT_INCREASE_STEP,
+            gradient_up_threshold: DEFAULT_GRADIENT_UP_THRESHOLD,
+            gradient_down_threshold: DEFAULT_GRADIENT_DOWN_THRESHOLD,
+            smoothing_factor: DEFAULT_SMOOTHING_FACTOR,
+            min_samples: DEFAULT_MIN_SAMPLES,
+            recovery_stages: DEFAULT_RECOVERY_STAGES.to_vec(),
+            recovery_stage_interval: DEFAULT_RECOVERY_STAGE_INTERVAL,
+            recovery_jitter: Duration::ZERO,
+            jitter_seed: None,
+            sla_trigger: SlaTrigger::TriggeringSample,
+            trend: TrendEstimator::Signal,
+            increase_sizing: IncreaseSizing::Step,
+            signal: SignalKind::Ema,
+            rate_strategy: RateStrategy::SlidingWindow {
+                buckets: DEFAULT_WINDOW_BUCKETS,
+            },
+            skip_stale_samples: false,
+            max_keys: DEFAULT_MAX_KEYS,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            concurrency: None,
+        }
+    }
+
+    /// Initial limit.
+    pub fn initial_limit(&self) -> u32 {
+        self.initial_limit
+    }
+    /// Floor of the limit.
+    pub fn min_limit(&self) -> u32 {
+        self.min_limit
+    }
+    /// Ceiling of the limit.
+    pub fn max_limit(&self) -> u32 {
+        self.max_limit
+    }
+    /// Rate-axis window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+    /// Minimum time between adjustments.
+    pub fn sample_interval(&self) -> Duration {
+        self.sample_interval
+    }
+    /// SLA warning latency.
+    pub fn sla_warning(&self) -> Duration {
+        self.sla_warning
+    }
+    /// SLA critical latency.
+    pub fn sla_critical(&self) -> Duration {
+        self.sla_critical
+    }
+    /// Cut applied on an SLA warning or a rising trend.
+    pub fn decrease_ratio(&self) -> f64 {
+        self.decrease_ratio
+    }
+    /// Cut applied on an SLA critical.
+    pub fn critical_decrease_ratio(&self) -> f64 {
+        self.critical_decrease_ratio
+    }
+    /// Additive increase (also the minimum proportional increase).
+    pub fn increase_step(&self) -> u32 {
+        self.increase_step
+    }
+    /// Trend above which the limit is cut.
+    pub fn gradient_up_threshold(&self) -> f64 {
+        self.gradient_up_threshold
+    }
+    /// Trend below which the limit grows.
+    pub fn gradient_down_threshold(&self) -> f64 {
+        self.gradient_down_threshold
+    }
+    /// EMA weight of a new sample.
+    pub fn smoothing_factor(&self) -> f64 {
+        self.smoothing_factor
+    }
+    /// Samples needed before a gradient is reported.
+    pub fn min_samples(&self) -> u32 {
+        self.min_samples
+    }
+    /// Recovery ramp stages.
+    pub fn recovery_stages(&self) -> &[f64] {
+        &self.recovery_stages
+    }
+    /// Time between ramp stages.
+    pub fn recovery_stage_interval(&self) -> Duration {
+        self.recovery_stage_interval
+    }
+    /// Largest random delay before a ramp's first stage.
+    pub fn recovery_jitter(&self) -> Duration {
+        self.recovery_jitter
+    }
+    /// Seed of the ramp jitter, if fixed.
+    pub fn jitter_seed(&self) -> Option<u64> {
+        self.jitter_seed
+    }
+    /// Statistic triggering the SLA rules.
+    pub fn sla_trigger(&self) -> SlaTrigger {
+        self.sla_trigger
+    }
+    /// Trend estimator feeding the gradient rules.
+    pub fn trend(&self) -> TrendEstimator {
+        self.trend
+    }
+    /// Increase sizing.
+    pub fn increase_sizing(&self) -> IncreaseSizing {
+        self.increase_sizing
+    }
+    /// Latency signal kept.
+    pub fn signal(&self) -> SignalKind {
+        self.signal
+    }
+    /// Rate-axis strategy.
+    pub fn rate_strategy(&self) -> RateStrategy {
+        self.rate_strategy
+    }
+    /// Whether samples of requests admitted before the latest limit change are ignored by the
+    /// ladder.
+    pub fn skip_stale_samples(&self) -> bool {
+        self.skip_stale_samples
+    }
+    /// Most keys tracked at once.
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+    /// Event channel capacity.
+    pub fn event_capacity(&self) -> usize {
+        self.event_capacity
+    }
+    /// The concurrency axis, if on.
+    pub fn concurrency(&self) -> Option<&ConcurrencyConfig> {
+        self.concurrency.as_ref()
+    }
+
+    pub(crate) fn clamp(&self, limit: u64) -> u32 {
+        let clamped = limit.clamp(u64::from(self.min_limit), u64::from(self.max_limit));
+        u32::try_from(clamped).unwrap_or(self.max_limit)
+    }
+}

@@ -1,0 +1,370 @@
+//! The state behind an [`AdaptiveThrottle`] handle, and the two paths through it: admission
+//! reads atomics that mirror the controller; everything that moves the limit goes through
+//! [`AdaptiveThrottle::with_controller`], which updates those mirrors and publishes the events.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use super::rules::RuleSet;
+use super::AdaptiveThrottle;
+use crate::admission::KeyTable;
+use crate::audit::AuditTrail;
+use crate::clock::{as_millis_u64, Clock};
+use crate::concurrency::ConcurrencyLimiter;
+use crate::config::{RateStrategy, ThrottleConfig};
+use crate::control::{Controller, Regime};
+use crate::counters::{tier_index, Counters};
+use crate::decision::{Axis, Decision, RejectReason, Tier};
+use crate::events::ThrottleEvent;
+use crate::governance::GovernanceSource;
+use crate::strategy::{
+    AnyStrategy, FixedWindow, Gcra, RateDecision, SlidingWindow, SlidingWindowLog, TokenBucket,
+};
+
+pub(super) struct Inner {
+    pub(super) clock: std::sync::Arc<dyn Clock>,
+    pub(super) config: ArcSwap<ThrottleConfig>,
+    /// Mirror of the controller's limit so `check` never takes the controller lock.
+    pub(super) limit: AtomicU32,
+    /// Per-tier limit (low 32 bits) and block reason code (high bits), mirrored likewise.
+    pub(super) tier_limits: [AtomicU64; 3],
+    /// The governance source and when it is next due, in clock nanoseconds.
+    pub(super) governance_source: Mutex<Option<Box<dyn GovernanceSource>>>,
+    pub(super) governance_due_nanos: AtomicU64,
+    /// Smoothed RTT in nanoseconds; `u64::MAX` before the first sample.
+    pub(super) rtt_nanos: AtomicU64,
+    pub(super) gradient_bits: AtomicU64,
+    /// Something moves with time alone (ramp, open breaker): `advance` before reading.
+    pub(super) awaits_time: AtomicBool,
+    pub(super) disabled: AtomicBool,
+    pub(super) controller: Mutex<Controller>,
+    pub(super) keys: KeyTable,
+    pub(super) rules: ArcSwap<RuleSet>,
+    pub(super) audit: AuditTrail,
+    pub(super) counters: Counters,
+    pub(super) events: broadcast::Sender<ThrottleEvent>,
+    /// Rejections a shadow-mode layer let through.
+    pub(super) shadow_rejected: AtomicU64,
+    pub(super) overload_warning: crate::log::OverloadWarning,
+    /// When the concurrency axis last shed a request (clock nanoseconds; `u64::MAX` never).
+    pub(super) shed_at_nanos: AtomicU64,
+    /// The concurrency axis, when the config has a concurrency section (see `concurrency/`).
+    pub(super) concurrency: Option<ConcurrencyLimiter>,
+}
+
+pub(super) const NO_RTT: u64 = u64::MAX;
+
+impl Inner {
+    pub(super) fn new(cfg: ThrottleConfig, clock: std::sync::Arc<dyn Clock>) -> Self {
+        let cfg = std::sync::Arc::new(cfg);
+        let (events, _) = broadcast::channel(cfg.event_capacity);
+        let controller = Controller::with_config(cfg.clone());
+        let concurrency = cfg
+            .concurrency()
+            .cloned()
+            .map(|c| ConcurrencyLimiter::with_shared_clock(c, clock.clone()));
+        Self {
+            clock,
+            concurrency,
+            limit: AtomicU32::new(controller.limit()),
+            tier_limits: Tier::ALL
+                .map(|t| AtomicU64::new(encode_tier_limit(controller.tier_limit(t)))),
+            governance_source: Mutex::new(None),
+            governance_due_nanos: AtomicU64::new(u64::MAX),
+            rtt_nanos: AtomicU64::new(NO_RTT),
+            gradient_bits: AtomicU64::new(0f64.to_bits()),
+            awaits_time: AtomicBool::new(false),
+            disabled: AtomicBool::new(false),
+            keys: KeyTable::new(cfg.max_keys),
+            controller: Mutex::new(controller),
+            rules: ArcSwap::from_pointee(RuleSet::new()),
+            audit: AuditTrail::default(),
+            counters: Counters::default(),
+            config: ArcSwap::new(cfg),
+            events,
+            shadow_rejected: AtomicU64::new(0),
+            overload_warning: Default::default(),
+            shed_at_nanos: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub(super) fn smoothed_rtt(&self) -> Option<Duration> {
+        match self.rtt_nanos.load(Ordering::Relaxed) {
+            NO_RTT => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    pub(super) fn gradient(&self) -> f64 {
+        f64::from_bits(self.gradient_bits.load(Ordering::Relaxed))
+    }
+
+    /// The mirrored limit of `tier`, or why the tier is blocked outright.
+    pub(super) fn tier_limit(&self, tier: Tier) -> Result<u32, RejectReason> {
+        decode_tier_limit(self.tier_limits[tier_index(tier)].load(Ordering::Acquire))
+    }
+}
+
+impl AdaptiveThrottle {
+    /// The rate-axis check of one key digest; `consume` counts an admission against its window.
+    pub(super) fn check_digest(
+        &self,
+        digest: u64,
+        tier: Tier,
+        consume: bool,
+        now: Option<Duration>,
+    ) -> Decision {
+        let inner = &*self.inner;
+        if inner.disabled.load(Ordering::Relaxed) {
+            if consume {
+                inner.counters.decision(tier, true, None);
+            }
+            return Decision::unlimited(tier);
+        }
+        let now = now.unwrap_or_else(|| inner.clock.now());
+        self.poll_governance(now);
+        self.advance_if_due(now);
+        let limit = match inner.tier_limit(tier) {
+            Ok(limit) => limit,
+            Err(reason) => {
+                if consume {
+                    inner.counters.decision(tier, false, Some(reason));
+                }
+                return self.blocked(reason, tier);
+            }
+        };
+        let cfg = inner.config.load();
+        let strategy = strategy_for(&cfg, limit);
+        let now_ms = as_millis_u64(now);
+        let rd = if consume {
+            inner.keys.check(digest, &strategy, now_ms, 1)
+        } else {
+            inner.keys.peek(digest, &strategy, now_ms)
+        };
+        if consume {
+            inner.counters.decision(
+                tier,
+                rd.allowed,
+                (!rd.allowed).then_some(RejectReason::RateLimitExceeded),
+            );
+            if !rd.allowed {
+                inner
+                    .overload_warning
+                    .rejected(now, || (inner.counters.rejected_total(), limit));
+            }
+        }
+        self.decision_from(rd, limit, tier, now_ms)
+    }
+
+    /// Moves what moves with time alone (ramp stages, an open breaker's timer) up to `now`.
+    pub(super) fn advance_if_due(&self, now: Duration) {
+        if self.inner.awaits_time.load(Ordering::Acquire) {
+            self.with_controller(now, |c, events| c.advance(now, events));
+        }
+    }
+
+    /// A denial by a governance input: nothing is consumed; retry after a sample interval (at
+    /// least a second), when the input may have changed.
+    fn blocked(&self, reason: RejectReason, tier: Tier) -> Decision {
+        let retry = self
+            .inner
+            .config
+            .load()
+            .sample_interval
+            .max(Duration::from_secs(1));
+        let mut d = Decision::unlimited(tier);
+        d.allowed = false;
+        d.limit = 0;
+        d.remaining = 0;
+        d.retry_after = retry;
+        d.reset_after = retry;
+        d.reason = Some(reason);
+        d.axis = Some(Axis::Policy);
+        d.rtt = self.inner.smoothed_rtt();
+        d.gradient = self.inner.gradient();
+        d
+    }
+
+    fn decision_from(&self, rd: RateDecision, limit: u32, tier: Tier, now_ms: u64) -> Decision {
+        Decision {
+            allowed: rd.allowed,
+            limit,
+            // A denied request of cost 1 has nothing left, whatever rounding a strategy reports.
+            remaining: if rd.allowed {
+                u32::try_from(rd.remaining).unwrap_or(u32::MAX)
+            } else {
+                0
+            },
+            retry_after: if rd.allowed {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(rd.retry_after_ms.max(1))
+            },
+            reset_after: Duration::from_millis(rd.reset_at.saturating_sub(now_ms)),
+            reason: (!rd.allowed).then_some(RejectReason::RateLimitExceeded),
+            tier,
+            rtt: self.inner.smoothed_rtt(),
+            gradient: self.inner.gradient(),
+            axis: Some(Axis::Rate),
+        }
+    }
+
+    /// Counts a request denied by an axis other than the rate axis (the concurrency axis), so
+    /// stats and metrics see every rejection.
+    pub(super) fn note_rejection(&self, tier: Tier, reason: RejectReason) {
+        let inner = &*self.inner;
+        inner.counters.decision(tier, false, Some(reason));
+        let now = inner.clock.now();
+        inner.shed_at_nanos.store(
+            u64::try_from(now.as_nanos()).unwrap_or(u64::MAX - 1),
+            Ordering::Relaxed,
+        );
+        inner.overload_warning.rejected(now, || {
+            let limit = inner.concurrency.as_ref().map_or(0, |l| l.tier_limit(tier));
+            (inner.counters.rejected_total(), limit)
+        });
+    }
+
+    /// The controller's regime, except that a throttle whose concurrency axis shed work within
+    /// the last sample interval is `Throttling` rather than `Normal`.
+    pub(super) fn regime_at(&self, controller: Regime, now: Duration) -> Regime {
+        let shed_at = self.inner.shed_at_nanos.load(Ordering::Relaxed);
+        let window = u64::try_from(self.inner.config.load().sample_interval.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1_000_000_000);
+        let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        if controller == Regime::Normal
+            && shed_at != u64::MAX
+            && now.saturating_sub(shed_at) < window
+        {
+            Regime::Throttling
+        } else {
+            controller
+        }
+    }
+
+    /// Runs `f` on the controller, then mirrors its state into the atomics the hot path reads
+    /// and publishes the events it produced (after the lock is released).
+    pub(super) fn with_controller<R>(
+        &self,
+        now: Duration,
+        f: impl FnOnce(&mut Controller, &mut Vec<ThrottleEvent>) -> R,
+    ) -> R {
+        let inner = &*self.inner;
+        let mut events = Vec::new();
+        let result = {
+            let mut c = inner.controller.lock();
+            let result = f(&mut c, &mut events);
+            let snap = c.snapshot(now);
+            // Limits move only through transitions, and every transition emits an event: with
+            // none (the common record), the mirrored limits are still current.
+            if !events.is_empty() {
+                inner.limit.store(c.conservative_limit(), Ordering::Release);
+                for tier in Tier::ALL {
+                    inner.tier_limits[tier_index(tier)]
+                        .store(encode_tier_limit(c.tier_limit(tier)), Ordering::Release);
+                }
+            }
+            inner.awaits_time.store(c.awaits_time(), Ordering::Release);
+            inner.rtt_nanos.store(
+                snap.smoothed_rtt.map_or(NO_RTT, |d| {
+                    u64::try_from(d.as_nanos()).unwrap_or(NO_RTT - 1)
+                }),
+                Ordering::Relaxed,
+            );
+            inner
+                .gradient_bits
+                .store(snap.gradient.to_bits(), Ordering::Relaxed);
+            result
+        };
+        inner.counters.events(&events);
+        for event in events {
+            crate::log::event(&event);
+            inner.audit.record_event(&event);
+            // No receiver is not an error: events are optional to observe.
+            let _ = inner.events.send(event);
+        }
+        result
+    }
+
+    /// Publishes an event that happened outside the controller (a dead-letter queue's), to
+    /// subscribers and the audit trail.
+    #[cfg_attr(not(feature = "dlq"), allow(dead_code))]
+    pub(crate) fn publish(&self, event: ThrottleEvent) {
+        crate::log::event(&event);
+        self.inner.audit.record_event(&event);
+        let _ = self.inner.events.send(event);
+    }
+
+    /// [`with_controller`](Self::with_controller) at the clock's time now, for a controller
+    /// method that takes the time and the event buffer (every governance input and operator
+    /// action has that shape).
+    pub(super) fn transition<R>(
+        &self,
+        f: impl FnOnce(&mut Controller, Duration, &mut Vec<ThrottleEvent>) -> R,
+    ) -> R {
+        let now = self.inner.clock.now();
+        self.with_controller(now, |c, events| f(c, now, events))
+    }
+}
+
+/// The rate-axis strategy of `cfg` with the adaptive `limit` as its limit.
+fn strategy_for(cfg: &ThrottleConfig, limit: u32) -> AnyStrategy {
+    let limit = u64::from(limit.max(1));
+    let window_ms = as_millis_u64(cfg.window).max(1);
+    let built = match cfg.rate_strategy {
+        RateStrategy::SlidingWindow { buckets } => {
+            SlidingWindow::new(limit, window_ms, buckets).map(AnyStrategy::from)
+        }
+        RateStrategy::SlidingWindowLog => {
+            SlidingWindowLog::new(limit, window_ms).map(AnyStrategy::from)
+        }
+        RateStrategy::FixedWindow => FixedWindow::new(limit, window_ms).map(AnyStrategy::from),
+        RateStrategy::Gcra { burst_fraction } => {
+            let burst = ((limit as f64 * burst_fraction).ceil() as u64).clamp(1, limit);
+            Gcra::new(limit, window_ms, burst).map(AnyStrategy::from)
+        }
+        RateStrategy::TokenBucket => {
+            let per_sec = limit as f64 * 1000.0 / window_ms as f64;
+            TokenBucket::new(limit, per_sec).map(AnyStrategy::from)
+        }
+    };
+    // The config was validated, so construction cannot fail; should a strategy ever add a rule,
+    // fall back to the exact log, which accepts any limit and window of at least 1.
+    built.unwrap_or_else(|_| {
+        AnyStrategy::from(
+            SlidingWindowLog::new(limit, window_ms).expect("limit and window are at least 1"),
+        )
+    })
+}
+
+const BLOCKED_REASONS: [RejectReason; 3] = [
+    RejectReason::FullStop,
+    RejectReason::ErrorBudgetCriticalNonEssentialBlocked,
+    RejectReason::EmergencyTierBlocked,
+];
+
+fn encode_tier_limit(v: Result<u32, RejectReason>) -> u64 {
+    match v {
+        Ok(limit) => u64::from(limit),
+        Err(reason) => {
+            let code = BLOCKED_REASONS
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0) as u64
+                + 1;
+            code << 32
+        }
+    }
+}
+
+fn decode_tier_limit(v: u64) -> Result<u32, RejectReason> {
+    match (v >> 32) as usize {
+        0 => Ok(v as u32),
+        code => Err(BLOCKED_REASONS[(code - 1).min(BLOCKED_REASONS.len() - 1)]),
+    }
+}

@@ -1,0 +1,360 @@
+//! [`AdaptiveThrottle`]: the handle that joins the rate axis, the concurrency axis, the latency
+//! signal and the controller under one injected clock.
+//!
+//! - `mod.rs`: the handle and its everyday surface (admission, recording, limits).
+//! - [`inner`]: the shared state, the admission path and the one door to the controller.
+//! - [`governance`]: the governance view ([`Governance`]).
+//! - [`stats`]: [`ThrottleStats`].
+//! - [`rules`]: where a throttle applies (request rules and bypasses).
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+mod governance;
+mod inner;
+pub mod rules;
+mod stats;
+
+pub use governance::Governance;
+pub use stats::ThrottleStats;
+
+use crate::audit::AuditTrail;
+use crate::clock::{Clock, MonotonicClock};
+use crate::concurrency::ConcurrencyPermit;
+use crate::config::ThrottleConfig;
+use crate::control::Regime;
+use crate::decision::{Decision, Outcome, RejectReason, Tier};
+use crate::events::ThrottleEvent;
+use inner::Inner;
+use rules::{RequestInfo, RuleSet};
+
+/// An adaptive throttle: per-key admission against one limit that follows the service's
+/// latency.
+///
+/// Cheap to clone; clones share every piece of state. Call [`check`](Self::check) before the
+/// work and [`record_response`](Self::record_response) after it (the HTTP layer does both).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
+///
+/// let clock = ManualClock::new();
+/// let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock.clone());
+/// assert!(t.check("user_123", Tier::Standard).allowed);
+/// t.record_response(Duration::from_millis(600)); // SLA critical: 100 → 70
+/// assert_eq!(t.current_limit(), 70);
+/// clock.advance(Duration::from_millis(500));
+/// t.record_response(Duration::from_millis(250)); // SLA warning: 70 → 63
+/// assert_eq!(t.current_limit(), 63);
+/// ```
+#[derive(Clone)]
+pub struct AdaptiveThrottle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for AdaptiveThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptiveThrottle")
+            .field("limit", &self.current_limit())
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdaptiveThrottle {
+    /// A throttle on the real clock (tokio's, so paused time in tests is honoured).
+    pub fn new(cfg: ThrottleConfig) -> Self {
+        Self::with_clock(cfg, MonotonicClock::new())
+    }
+
+    /// A throttle on the given clock, for example a [`ManualClock`](crate::ManualClock).
+    pub fn with_clock(cfg: ThrottleConfig, clock: impl Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner::new(cfg, Arc::new(clock))),
+        }
+    }
+
+    /// Time on the throttle's clock.
+    pub(crate) fn now(&self) -> Duration {
+        self.inner.clock.now()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<ThrottleConfig> {
+        self.inner.config.load_full()
+    }
+
+    /// The rate-axis window in force, read without cloning the configuration (the HTTP layer
+    /// reads it per response for `RateLimit-Policy`).
+    pub(crate) fn window(&self) -> Duration {
+        self.inner.config.load().window
+    }
+
+    /// Checks one request of `key` at `tier` on the rate axis and, when allowed, counts it
+    /// against the key's window. Denied requests consume nothing. This is the two-step API
+    /// (`check` before the work, [`record_response`](Self::record_response) after it); the
+    /// concurrency axis needs [`acquire`](Self::acquire).
+    pub fn check<K: Hash + ?Sized>(&self, key: &K, tier: Tier) -> Decision {
+        self.check_digest(self.inner.keys.digest(key), tier, true, None)
+    }
+
+    /// `check` at a time the caller has just read from this throttle's clock (the HTTP layer
+    /// reads the clock once per request and reuses it).
+    pub(crate) fn check_at<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+        now: Duration,
+    ) -> Decision {
+        self.check_digest(self.inner.keys.digest(key), tier, true, Some(now))
+    }
+
+    /// The decision `check` would return for `key` (as a standard-tier request), consuming
+    /// nothing.
+    pub fn peek<K: Hash + ?Sized>(&self, key: &K) -> Decision {
+        self.check_digest(self.inner.keys.digest(key), Tier::Standard, false, None)
+    }
+
+    /// Admits one request of `key` at `tier` on every configured axis, in ThrottleKit's order:
+    /// concurrency first, then the rate axis ([`check`](Self::check)). The first axis that
+    /// denies decides, and nothing is consumed: a slot taken on the concurrency axis is
+    /// released without a sample when the rate axis denies.
+    ///
+    /// On admission, hold the returned permit until the response is complete (to the response
+    /// headers, or to the end of the body), set its [`Outcome`](crate::Outcome), and drop it; the rate axis
+    /// still learns from [`record_response`](Self::record_response).
+    ///
+    /// Without a concurrency section (e.g. [`ThrottleConfig::baldur()`](crate::ThrottleConfig::baldur))
+    /// this is `check` returning a permit that holds no slot.
+    ///
+    /// # Errors
+    ///
+    /// The denying [`Decision`]; its `axis` names the axis (`Concurrency` or `Rate`).
+    pub fn acquire<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+    ) -> Result<ConcurrencyPermit, Decision> {
+        self.acquire_at(key, tier, self.now())
+    }
+
+    /// `acquire` at a time just read from this throttle's clock.
+    pub(crate) fn acquire_at<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+        now: std::time::Duration,
+    ) -> Result<ConcurrencyPermit, Decision> {
+        let permit = match self.inner.concurrency.as_ref() {
+            Some(limiter) if !self.is_disabled() => match limiter.try_acquire(tier) {
+                Ok(permit) => Some(permit),
+                Err(denied) => {
+                    self.note_rejection(tier, RejectReason::ConcurrencyLimitExceeded);
+                    return Err(denied);
+                }
+            },
+            _ => None,
+        };
+        let rate = self.check_at(key, tier, now);
+        match permit {
+            None if rate.allowed => Ok(ConcurrencyPermit::unlimited(rate)),
+            None => Err(rate),
+            Some(mut permit) => {
+                if rate.allowed {
+                    // Admitted: the per-window quota is what clients are told about (the
+                    // in-flight limit is not a quota per window).
+                    permit.decision = rate;
+                    Ok(permit)
+                } else {
+                    permit.set_outcome(Outcome::Ignore);
+                    Err(rate)
+                }
+            }
+        }
+    }
+
+    /// Feeds the latency of one completed request. Every sample reaches the signal; at most once
+    /// per `sample_interval` the ladder runs and may move the limit.
+    pub fn record_response(&self, rtt: Duration) {
+        self.record_response_at(rtt, self.now());
+    }
+
+    /// `record_response` at a time just read from this throttle's clock.
+    pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
+        self.with_controller(now, |c, events| c.record(rtt, now, events));
+    }
+
+    /// Feeds a request that failed in a way that signals overload (a 5xx or an inner error): it
+    /// counts as a sample at least as slow as `sla_warning`, so a burst of failures lowers the
+    /// limit like a burst of slow responses.
+    pub fn record_overload(&self, rtt: Duration) {
+        self.record_overload_at(rtt, self.now());
+    }
+
+    /// `record_overload` at a time just read from this throttle's clock.
+    pub(crate) fn record_overload_at(&self, rtt: Duration, now: Duration) {
+        self.with_controller(now, |c, events| c.record_overload(rtt, now, events));
+    }
+
+    /// The current limit (per key per window on the rate axis). It already is the min-winner of
+    /// the adaptive limit and every active governance reduction.
+    pub fn current_limit(&self) -> u32 {
+        self.advance_if_due(self.now());
+        self.inner.limit.load(Ordering::Acquire)
+    }
+
+    /// The min-winner of the adaptive limit and every active reduction (Baldur's name): the same
+    /// value as [`current_limit`](Self::current_limit), which already is that minimum.
+    pub fn conservative_limit(&self) -> u32 {
+        self.current_limit()
+    }
+
+    /// The limit a request of `tier` is checked against now: the conservative limit, except
+    /// that critical traffic keeps the pre-reduction base during an external reduction, and
+    /// emergency tier multipliers apply. Zero when the tier is blocked outright.
+    pub fn effective_limit(&self, tier: Tier) -> u32 {
+        self.advance_if_due(self.now());
+        self.inner.tier_limit(tier).unwrap_or(0)
+    }
+
+    /// What the throttle is doing.
+    pub fn regime(&self) -> Regime {
+        let now = self.now();
+        let regime = self.with_controller(now, |c, events| {
+            c.advance(now, events);
+            c.regime()
+        });
+        self.regime_at(regime, now)
+    }
+
+    /// A receiver of every [`ThrottleEvent`] from now on. A receiver that falls more than
+    /// `event_capacity` events behind loses the oldest (it sees `RecvError::Lagged`); the
+    /// throttle never blocks on it.
+    pub fn subscribe(&self) -> broadcast::Receiver<ThrottleEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// How many receivers are subscribed to the event channel right now.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.events.receiver_count()
+    }
+
+    /// Replaces the configuration atomically and returns the previous one. The limit (clamped to
+    /// the new bounds), samples, key windows, freezes and ramp are kept. The concurrency axis is
+    /// built once, with the throttle: a swap does not replace it.
+    pub fn swap_config(&self, cfg: ThrottleConfig) -> ThrottleConfig {
+        let cfg = Arc::new(cfg);
+        let old = self.transition(|c, now, events| {
+            self.inner.config.store(cfg.clone());
+            events.push(ThrottleEvent::ConfigSwapped { at: now });
+            c.swap_config(cfg, now, events)
+        });
+        Arc::unwrap_or_clone(old)
+    }
+
+    /// Clears freezes and any ramp and puts the limit back to its base; returns that limit.
+    pub fn rollback_to_base_limit(&self) -> u32 {
+        self.transition(|c, now, events| c.rollback_to_base_limit(now, events))
+    }
+
+    /// Forgets every key's window, the samples, counters, freezes and ramp; the limit returns to
+    /// `initial_limit`.
+    pub fn reset_all(&self) {
+        self.transition(|c, now, events| {
+            events.push(ThrottleEvent::Reset { at: now });
+            c.reset(now, events)
+        });
+        self.inner.keys.clear();
+        self.inner.shadow_rejected.store(0, Ordering::Relaxed);
+        self.inner.counters.reset();
+    }
+
+    /// Forgets one key's window. Returns whether it was tracked.
+    pub fn reset<K: Hash + ?Sized>(&self, key: &K) -> bool {
+        self.inner.keys.remove(self.inner.keys.digest(key))
+    }
+
+    /// Counts a request that was denied but let through because the caller only observes
+    /// (shadow mode).
+    pub(crate) fn note_shadow_rejection(&self) {
+        self.inner.shadow_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The audit trail of every transition of this throttle.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.inner.audit
+    }
+
+    /// Runs `f` with `actor` recorded as the source of every audit entry it causes (for
+    /// operator actions, e.g. `t.as_actor("alice", |t| t.governance().set_kill_switch(true))`).
+    pub fn as_actor<R>(&self, actor: &str, f: impl FnOnce(&Self) -> R) -> R {
+        crate::audit::with_actor(actor, || f(self))
+    }
+
+    /// Whether this throttle applies to a request, by its rules and bypasses (see
+    /// [`RuleSet`]). With no rules it applies everywhere.
+    pub fn applies_to(&self, req: &RequestInfo<'_>) -> bool {
+        let rules = self.inner.rules.load();
+        rules.is_empty() || rules.applies(req)
+    }
+
+    /// The rules and bypasses in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.inner.rules.load_full()
+    }
+
+    /// Replaces the rules and bypasses atomically.
+    pub fn set_rules(&self, rules: RuleSet) {
+        self.inner.rules.store(Arc::new(rules));
+    }
+
+    /// Updates the rules atomically from the current set (concurrent updates do not lose each
+    /// other's changes).
+    pub fn update_rules(&self, update: impl Fn(RuleSet) -> RuleSet) {
+        self.inner
+            .rules
+            .rcu(|current| Arc::new(update(RuleSet::clone(current))));
+    }
+
+    /// Lets every request through without counting it against the limit (Traffik's `disable`);
+    /// samples are still recorded. Distinct from the kill switch, which freezes the limit and
+    /// keeps limiting.
+    pub fn disable(&self) {
+        self.set_enabled(false);
+    }
+
+    /// Undoes [`disable`](Self::disable).
+    pub fn enable(&self) {
+        self.set_enabled(true);
+    }
+
+    /// Whether the throttle is disabled.
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled.load(Ordering::Relaxed)
+    }
+
+    fn set_enabled(&self, enabled: bool) {
+        let was_disabled = self.inner.disabled.swap(!enabled, Ordering::Relaxed);
+        if was_disabled == enabled {
+            self.transition(|_, at, events| {
+                events.push(ThrottleEvent::EnabledChanged { at, enabled })
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_is_send_sync_clone_static() {
+        fn is<T: Send + Sync + Clone + 'static>() {}
+        is::<AdaptiveThrottle>();
+    }
+}
