@@ -82,7 +82,7 @@ fn main() {
         "{:>4}  {:>5}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
         "t(s)", "limit", "rtt(ms)", "gradient", "admitted", "rejected", "p99(ms)", "regime"
     );
-    if throttle.concurrency_limiter().is_some() {
+    if throttle.concurrency_stats().is_some() {
         println!(
             "(limit = in-flight limit of the concurrency axis; gradient = its Gradient2 gradient)"
         );

@@ -112,7 +112,7 @@ async fn mutations_need_a_configured_token() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["error"].as_str().unwrap().contains("no bearer token"));
-    assert!(!t.governance().kill_switch);
+    assert!(!t.governance().state().kill_switch);
     // Token configured: wrong or missing tokens are refused, the right one accepted.
     let app = AdminOptions::new(registry).bearer_token(TOKEN).router();
     for bad in [None, Some("wrong"), Some("test-token-longer")] {
@@ -132,7 +132,7 @@ async fn mutations_need_a_configured_token() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["stats"]["regime"], "frozen");
-    assert!(t.governance().kill_switch);
+    assert!(t.governance().state().kill_switch);
 }
 
 #[tokio::test]
@@ -171,7 +171,7 @@ async fn mutations_take_effect_and_are_audited_with_their_actor() {
     );
     let (status, _) = call(&app, post("/api/rollback", Some(TOKEN), "")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(t.governance().emergency_level, 0);
+    assert_eq!(t.governance().state().emergency_level, 0);
 
     let entries = t.audit().recent(100);
     let source_of = |kind: &str| {

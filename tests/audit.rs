@@ -35,8 +35,8 @@ fn limit_changes_are_audited_with_old_new_reason_latency_and_gradient() {
 #[test]
 fn operator_actions_name_their_actor_and_governance_inputs_are_audited() {
     let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), ManualClock::new());
-    t.as_actor("alice", |t| t.set_kill_switch(true));
-    t.set_emergency_level(2);
+    t.as_actor("alice", |t| t.governance().set_kill_switch(true));
+    t.governance().set_emergency_level(2);
     t.as_actor("bob", |t| {
         t.swap_config(ThrottleConfig::baldur());
         t.disable();
@@ -68,7 +68,7 @@ fn the_ring_is_bounded() {
     let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock.clone());
     t.audit().set_capacity(5);
     for level in [1, 2, 0, 1, 2, 0, 1, 2, 0] {
-        t.set_emergency_level(level);
+        t.governance().set_emergency_level(level);
         clock.advance(Duration::from_secs(100));
     }
     assert_eq!(t.audit().len(), 5);

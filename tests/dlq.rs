@@ -378,10 +378,10 @@ async fn replay_intervals_follow_the_capacity_table() {
     // (setup of the throttle, min_recovery, expected current limit, gap between batches)
     type Setup = fn(&AdaptiveThrottle);
     let cases: [(Setup, f64, u32, u64); 4] = [
-        (|_| {}, 0.5, 100, 100),                           // ratio 1.0  → ×1
-        (|t| t.on_upstream_429(1), 0.5, 80, 200),          // ratio 0.8  → ×2
-        (|t| t.on_upstream_429(2), 0.5, 60, 400),          // ratio 0.6  → ×4
-        (|t| t.set_load_shedding(Some(6)), 0.3, 45, 1000), // ratio 0.45 → ×10
+        (|_| {}, 0.5, 100, 100),                               // ratio 1.0  → ×1
+        (|t| t.governance().on_upstream_429(1), 0.5, 80, 200), // ratio 0.8  → ×2
+        (|t| t.governance().on_upstream_429(2), 0.5, 60, 400), // ratio 0.6  → ×4
+        (|t| t.governance().set_load_shedding(Some(6)), 0.3, 45, 1000), // ratio 0.45 → ×10
     ];
     for (setup, min_recovery, limit, gap) in cases {
         let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
@@ -421,7 +421,7 @@ async fn replay_does_not_start_while_unhealthy_and_announces_nothing() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let replayer = Replayer::new(dlq.clone(), throttle.clone(), timed_app(log.clone()));
 
-    throttle.on_breaker_state(BreakerState::Open);
+    throttle.governance().on_breaker_state(BreakerState::Open);
     let report = replayer.replay_once().await;
     assert!(!report.started);
     assert_eq!(
@@ -429,14 +429,16 @@ async fn replay_does_not_start_while_unhealthy_and_announces_nothing() {
         StopReason::BreakerNotClosed(BreakerState::Open)
     );
 
-    throttle.on_breaker_state(BreakerState::HalfOpen);
+    throttle
+        .governance()
+        .on_breaker_state(BreakerState::HalfOpen);
     assert_eq!(
         replayer.replay_once().await.stop,
         StopReason::BreakerNotClosed(BreakerState::HalfOpen)
     );
 
-    throttle.on_breaker_state(BreakerState::Closed);
-    throttle.set_emergency_level(1);
+    throttle.governance().on_breaker_state(BreakerState::Closed);
+    throttle.governance().set_emergency_level(1);
     assert_eq!(replayer.replay_once().await.stop, StopReason::Emergency(1));
 
     assert!(log.lock().unwrap().is_empty());
@@ -459,7 +461,7 @@ async fn replay_stops_when_health_drops_mid_run_and_keeps_the_rest() {
             async move {
                 // The 15th delivery pushes the limit below half of initial.
                 if delivered.fetch_add(1, Ordering::SeqCst) + 1 == 15 {
-                    throttle.set_load_shedding(Some(6)); // cap 45
+                    throttle.governance().set_load_shedding(Some(6)); // cap 45
                 }
                 Ok::<_, Infallible>(Response::new(Body::empty()))
             }
@@ -545,7 +547,7 @@ async fn failed_replays_are_retried_then_permanently_failed() {
 #[tokio::test(start_paused = true)]
 async fn auto_replay_starts_when_the_breaker_closes() {
     let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
-    throttle.on_breaker_state(BreakerState::Open);
+    throttle.governance().on_breaker_state(BreakerState::Open);
     let dlq = DeadLetterQueue::default();
     capture_n(&dlq, 12).await;
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -553,17 +555,23 @@ async fn auto_replay_starts_when_the_breaker_closes() {
         Replayer::new(dlq.clone(), throttle.clone(), timed_app(log.clone())).spawn_auto_replay();
 
     // Unrelated events and time do not start it.
-    throttle.set_error_budget(tower_adaptive_throttle::ErrorBudget::Warning);
+    throttle
+        .governance()
+        .set_error_budget(tower_adaptive_throttle::ErrorBudget::Warning);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(log.lock().unwrap().is_empty());
 
-    throttle.on_breaker_state(BreakerState::HalfOpen);
+    throttle
+        .governance()
+        .on_breaker_state(BreakerState::HalfOpen);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(log.lock().unwrap().is_empty(), "half-open is still probing");
 
     let closed_at = Instant::now();
-    throttle.set_error_budget(tower_adaptive_throttle::ErrorBudget::Healthy);
-    throttle.on_breaker_state(BreakerState::Closed);
+    throttle
+        .governance()
+        .set_error_budget(tower_adaptive_throttle::ErrorBudget::Healthy);
+    throttle.governance().on_breaker_state(BreakerState::Closed);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 12);
@@ -575,7 +583,7 @@ async fn auto_replay_starts_when_the_breaker_closes() {
 #[tokio::test(start_paused = true)]
 async fn auto_replay_starts_when_the_limit_recovers_to_half_of_initial() {
     let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
-    throttle.set_load_shedding(Some(6)); // 45: below half of the initial 100
+    throttle.governance().set_load_shedding(Some(6)); // 45: below half of the initial 100
     let dlq = DeadLetterQueue::default();
     capture_n(&dlq, 5).await;
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -586,7 +594,7 @@ async fn auto_replay_starts_when_the_limit_recovers_to_half_of_initial() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(log.lock().unwrap().is_empty());
 
-    throttle.set_load_shedding(None); // the ramp lifts the limit through 50
+    throttle.governance().set_load_shedding(None); // the ramp lifts the limit through 50
     tokio::time::sleep(Duration::from_secs(1)).await;
     let crossed = std::iter::from_fn(|| limit_events.try_recv().ok())
         .any(|e| matches!(e, ThrottleEvent::LimitChanged(c) if c.previous < 50 && c.new >= 50));

@@ -25,9 +25,9 @@ fn throttle_at(base: u32) -> (AdaptiveThrottle, ManualClock) {
 #[test]
 fn emergency_level_2_halves_then_level_0_ramps_back_80_90_100() {
     let (t, clock) = throttle_at(150);
-    t.set_emergency_level(2);
+    t.governance().set_emergency_level(2);
     assert_eq!(t.current_limit(), 75);
-    t.set_emergency_level(0);
+    t.governance().set_emergency_level(0);
     assert_eq!(t.current_limit(), 120);
     assert_eq!(t.regime(), Regime::Recovering);
     clock.advance(secs(30));
@@ -41,7 +41,7 @@ fn emergency_level_2_halves_then_level_0_ramps_back_80_90_100() {
 #[test]
 fn emergency_tier_multipliers() {
     let (t, _clock) = throttle_at(200);
-    t.set_emergency_level(1);
+    t.governance().set_emergency_level(1);
     // L1: cap 160; critical keeps the base, standard ×1, non-essential blocked
     assert_eq!(t.effective_limit(Tier::Critical), 200);
     assert_eq!(t.effective_limit(Tier::Standard), 160);
@@ -49,11 +49,11 @@ fn emergency_tier_multipliers() {
     let d = t.check("k", Tier::NonEssential);
     assert!(!d.allowed);
     assert_eq!(d.reason, Some(RejectReason::EmergencyTierBlocked));
-    t.set_emergency_level(2);
+    t.governance().set_emergency_level(2);
     // L2: cap 100; standard ×0.1 → 10
     assert_eq!(t.effective_limit(Tier::Standard), 10);
     assert_eq!(t.effective_limit(Tier::Critical), 200);
-    t.set_emergency_level(3);
+    t.governance().set_emergency_level(3);
     // L3: floor and frozen; critical ×0.5 of the base, standard blocked
     assert_eq!(t.current_limit(), 10);
     assert_eq!(t.effective_limit(Tier::Critical), 100);
@@ -66,18 +66,18 @@ fn emergency_tier_multipliers() {
 #[test]
 fn three_consecutive_upstream_429s_cut_to_80_60_50_percent_with_critical_at_base() {
     let (t, clock) = throttle_at(150);
-    t.on_upstream_429(1);
+    t.governance().on_upstream_429(1);
     assert_eq!(t.current_limit(), 120);
-    t.on_upstream_429(2);
+    t.governance().on_upstream_429(2);
     assert_eq!(t.current_limit(), 90);
-    t.on_upstream_429(3);
+    t.governance().on_upstream_429(3);
     assert_eq!(t.current_limit(), 75);
-    t.on_upstream_429(4);
+    t.governance().on_upstream_429(4);
     assert_eq!(t.current_limit(), 75, "0.5 from the third on");
     assert_eq!(t.effective_limit(Tier::Critical), 150);
     assert_eq!(t.check("k", Tier::Critical).limit, 150);
     assert_eq!(t.check("k", Tier::Standard).limit, 75);
-    t.on_upstream_cooldown_end();
+    t.governance().on_upstream_cooldown_end();
     assert_eq!(t.current_limit(), 120);
     clock.advance(secs(60));
     assert_eq!(t.current_limit(), 150);
@@ -86,9 +86,9 @@ fn three_consecutive_upstream_429s_cut_to_80_60_50_percent_with_critical_at_base
 #[test]
 fn error_budget_critical_rejects_non_essential_with_its_reason() {
     let (t, clock) = throttle_at(100);
-    t.set_error_budget(ErrorBudget::Warning);
+    t.governance().set_error_budget(ErrorBudget::Warning);
     assert_eq!(t.current_limit(), 80);
-    t.set_error_budget(ErrorBudget::Critical);
+    t.governance().set_error_budget(ErrorBudget::Critical);
     assert_eq!(t.current_limit(), 50);
     let d = t.check("k", Tier::NonEssential);
     assert!(!d.allowed);
@@ -102,7 +102,7 @@ fn error_budget_critical_rejects_non_essential_with_its_reason() {
     );
     assert!(d.retry_after >= secs(1));
     assert!(t.check("k", Tier::Standard).allowed);
-    t.set_error_budget(ErrorBudget::Healthy);
+    t.governance().set_error_budget(ErrorBudget::Healthy);
     assert_eq!(t.current_limit(), 80, "ramp from the pre-incident base");
     clock.advance(secs(60));
     assert_eq!(t.current_limit(), 100);
@@ -111,25 +111,25 @@ fn error_budget_critical_rejects_non_essential_with_its_reason() {
 #[test]
 fn load_shedding_caps_at_max_times_percent_times_1_5() {
     let (t, _clock) = throttle_at(400);
-    t.set_load_shedding(Some(40)); // 500 × 0.4 × 1.5 = 300
+    t.governance().set_load_shedding(Some(40)); // 500 × 0.4 × 1.5 = 300
     assert_eq!(t.current_limit(), 300);
-    t.set_load_shedding(Some(10)); // 75
+    t.governance().set_load_shedding(Some(10)); // 75
     assert_eq!(t.current_limit(), 75);
-    t.set_load_shedding(Some(90)); // 675 → capped at max 500: limit lifted back to the pre-incident value? no: min-winner with the base
+    t.governance().set_load_shedding(Some(90)); // 675 → capped at max 500: limit lifted back to the pre-incident value? no: min-winner with the base
     assert_eq!(t.conservative_limit(), 500.min(t.current_limit()));
-    t.set_load_shedding(None);
+    t.governance().set_load_shedding(None);
     assert_eq!(t.current_limit(), 320, "80 % of the 400 base");
 }
 
 #[test]
 fn min_winner_across_inputs() {
     let (t, _clock) = throttle_at(200);
-    t.set_error_budget(ErrorBudget::Warning); // 160
-    t.on_upstream_429(3); // 100
+    t.governance().set_error_budget(ErrorBudget::Warning); // 160
+    t.governance().on_upstream_429(3); // 100
     assert_eq!(t.conservative_limit(), 100);
-    t.on_upstream_cooldown_end(); // back to the budget's 160 (the limit was pinned at 100)
+    t.governance().on_upstream_cooldown_end(); // back to the budget's 160 (the limit was pinned at 100)
     assert_eq!(t.conservative_limit(), 160);
-    t.set_error_budget(ErrorBudget::Healthy);
+    t.governance().set_error_budget(ErrorBudget::Healthy);
     assert_eq!(t.current_limit(), 160, "ramp stage 80 % of 200");
 }
 
@@ -137,9 +137,9 @@ fn min_winner_across_inputs() {
 fn full_stop_rejects_everything_until_break_glass() {
     let (t, clock) = throttle_at(100);
     let mut rx = t.subscribe();
-    t.set_error_budget(ErrorBudget::Critical);
-    t.on_breaker_state(BreakerState::Open);
-    t.set_emergency_level(3);
+    t.governance().set_error_budget(ErrorBudget::Critical);
+    t.governance().on_breaker_state(BreakerState::Open);
+    t.governance().set_emergency_level(3);
     assert_eq!(t.current_limit(), 0);
     for tier in Tier::ALL {
         let d = t.check("k", tier);
@@ -151,7 +151,7 @@ fn full_stop_rejects_everything_until_break_glass() {
         !t.check("k", Tier::Critical).allowed,
         "full stop does not time out"
     );
-    t.break_glass();
+    t.governance().break_glass();
     assert!(t.current_limit() > 0);
     assert!(t.check("k", Tier::Critical).allowed);
     let mut saw_full_stop = false;
@@ -172,11 +172,11 @@ fn full_stop_rejects_everything_until_break_glass() {
 #[test]
 fn kill_switch_freezes_and_release_ramps() {
     let (t, clock) = throttle_at(100);
-    t.set_kill_switch(true);
+    t.governance().set_kill_switch(true);
     assert_eq!(t.regime(), Regime::Frozen);
     t.record_response(Duration::from_millis(900));
     assert_eq!(t.current_limit(), 100, "frozen: the limit is kept");
-    t.set_kill_switch(false);
+    t.governance().set_kill_switch(false);
     assert_eq!(t.current_limit(), 80);
     clock.advance(secs(60));
     assert_eq!(t.current_limit(), 100);
@@ -185,11 +185,11 @@ fn kill_switch_freezes_and_release_ramps() {
 #[test]
 fn breaker_open_floor_half_open_half_initial_closed_ramps() {
     let (t, clock) = throttle_at(200);
-    t.on_breaker_state(BreakerState::Open);
+    t.governance().on_breaker_state(BreakerState::Open);
     assert_eq!(t.current_limit(), 10);
-    t.on_breaker_state(BreakerState::HalfOpen);
+    t.governance().on_breaker_state(BreakerState::HalfOpen);
     assert_eq!(t.current_limit(), 100);
-    t.on_breaker_state(BreakerState::Closed);
+    t.governance().on_breaker_state(BreakerState::Closed);
     assert_eq!(t.current_limit(), 160);
     clock.advance(secs(60));
     assert_eq!(t.current_limit(), 200);
@@ -198,7 +198,7 @@ fn breaker_open_floor_half_open_half_initial_closed_ramps() {
 #[test]
 fn built_in_breaker_follows_overload_outcomes_and_drives_the_limit() {
     let (t, clock) = throttle_at(200);
-    t.set_breaker(Some(BreakerConfig {
+    t.governance().set_breaker(Some(BreakerConfig {
         failure_threshold: 3,
         open_duration: secs(10),
         half_open_trials: 2,
@@ -207,17 +207,17 @@ fn built_in_breaker_follows_overload_outcomes_and_drives_the_limit() {
     for _ in 0..3 {
         t.record_overload(Duration::from_millis(5));
     }
-    assert_eq!(t.governance().breaker, BreakerState::Open);
+    assert_eq!(t.governance().state().breaker, BreakerState::Open);
     assert_eq!(t.current_limit(), 10);
     clock.advance(secs(10));
     assert_eq!(t.current_limit(), 100, "half-open after the open duration");
     t.record_response(Duration::from_millis(5));
     t.record_response(Duration::from_millis(5));
-    assert_eq!(t.governance().breaker, BreakerState::Closed);
+    assert_eq!(t.governance().state().breaker, BreakerState::Closed);
     // the first overload sample also cut 200 → 180 (SLA warning) before the breaker opened, so
     // 180 is the pre-incident base the ramp starts from
     assert_eq!(t.current_limit(), 144);
-    assert_eq!(t.breaker_stats().unwrap().opened, 1);
+    assert_eq!(t.governance().breaker_stats().unwrap().opened, 1);
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn governance_source_is_polled_lazily_and_corrects_drift() {
     let (t, clock) = throttle_at(150);
     let level = Arc::new(AtomicU8::new(2));
     let source_level = level.clone();
-    t.set_governance_source(move || GovernanceSnapshot {
+    t.governance().set_source(move || GovernanceSnapshot {
         emergency_level: source_level.load(Ordering::Relaxed),
         ..GovernanceSnapshot::default()
     });
@@ -233,24 +233,24 @@ fn governance_source_is_polled_lazily_and_corrects_drift() {
     assert_eq!(t.current_limit(), 75);
     // an operator changes it by hand; the source still says 2: drift is corrected at the
     // next poll, not before
-    t.set_emergency_level(0);
+    t.governance().set_emergency_level(0);
     clock.advance(secs(29));
     t.check("k", Tier::Standard);
-    assert_eq!(t.governance().emergency_level, 0);
+    assert_eq!(t.governance().state().emergency_level, 0);
     clock.advance(secs(1));
     t.check("k", Tier::Standard);
-    assert_eq!(t.governance().emergency_level, 2);
+    assert_eq!(t.governance().state().emergency_level, 2);
     level.store(0, Ordering::Relaxed);
     clock.advance(secs(30));
     t.check("k", Tier::Standard);
-    assert_eq!(t.governance().emergency_level, 0);
+    assert_eq!(t.governance().state().emergency_level, 0);
     assert_eq!(t.regime(), Regime::Recovering);
 }
 
 #[test]
 fn ladder_cannot_raise_the_limit_above_an_active_reduction() {
     let (t, clock) = throttle_at(100);
-    t.set_error_budget(ErrorBudget::Warning); // cap 80
+    t.governance().set_error_budget(ErrorBudget::Warning); // cap 80
     for _ in 0..3 {
         t.record_response(Duration::from_millis(150));
         clock.advance(Duration::from_millis(100));
@@ -269,11 +269,11 @@ fn ladder_cannot_raise_the_limit_above_an_active_reduction() {
 #[test]
 fn rollback_clears_every_reduction() {
     let (t, _clock) = throttle_at(150);
-    t.set_emergency_level(2);
-    t.on_upstream_429(2);
-    t.set_kill_switch(true);
+    t.governance().set_emergency_level(2);
+    t.governance().on_upstream_429(2);
+    t.governance().set_kill_switch(true);
     assert_eq!(t.rollback_to_base_limit(), 150);
-    let g = t.governance();
+    let g = t.governance().state();
     assert_eq!(
         (g.emergency_level, g.upstream_429s, g.kill_switch),
         (0, 0, false)

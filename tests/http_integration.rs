@@ -13,9 +13,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_adaptive_throttle::concurrency::ConcurrencyConfig;
 use tower_adaptive_throttle::http::{GlobalKey, RATELIMIT, RATELIMIT_POLICY};
-use tower_adaptive_throttle::registry::{Bypass, Rule};
+use tower_adaptive_throttle::rules::{Bypass, Rule};
+use tower_adaptive_throttle::ConcurrencyConfig;
 use tower_adaptive_throttle::{
     AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry, Tier,
 };
@@ -227,7 +227,7 @@ async fn critical_route_keeps_its_capacity_during_an_emergency() {
             ),
         )
         .layer(MockConnectInfo(SocketAddr::from(([10, 0, 0, 2], 4000))));
-    t.set_emergency_level(1);
+    t.governance().set_emergency_level(1);
     assert_eq!(
         status(&app, "GET", "/feed").await,
         StatusCode::TOO_MANY_REQUESTS
@@ -349,7 +349,7 @@ async fn key_and_tier_extractors_swap_at_runtime_without_losing_state() {
     tiers.swap(
         TierHeader::new(http::HeaderName::from_static("x-tier")).default_tier(Tier::NonEssential),
     );
-    t.set_emergency_level(1); // non-essential gets nothing at level 1
+    t.governance().set_emergency_level(1); // non-essential gets nothing at level 1
     assert_eq!(send("acme", "u3").await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         t.counters()

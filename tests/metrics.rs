@@ -61,7 +61,7 @@ fn exposition_parses_and_counters_move_with_traffic() {
     }
     t.record_response(Duration::from_millis(30));
     t.record_response(Duration::from_millis(700));
-    t.set_error_budget(ErrorBudget::Critical); // cap 50 % of 2: the limit is cut to 1
+    t.governance().set_error_budget(ErrorBudget::Critical); // cap 50 % of 2: the limit is cut to 1
     t.check("k", Tier::NonEssential);
 
     let text = tower_adaptive_throttle::metrics::render(&registry);

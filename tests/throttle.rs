@@ -190,7 +190,7 @@ fn rollback_and_reset_all() {
     let (t, clock) = baldur();
     t.record_response(ms(600));
     t.check("a", Tier::Standard);
-    t.freeze(FreezeReason::Operator);
+    t.governance().freeze(FreezeReason::Operator);
     assert_eq!(t.regime(), Regime::Frozen);
     assert_eq!(t.rollback_to_base_limit(), 100);
     assert_eq!(t.regime(), Regime::Normal);
@@ -213,7 +213,7 @@ fn recovery_ramp_runs_lazily_on_use() {
         .unwrap();
     let clock = ManualClock::new();
     let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
-    t.start_recovery(150);
+    t.governance().start_recovery(150);
     assert_eq!(t.current_limit(), 120);
     assert_eq!(t.regime(), Regime::Recovering);
     clock.advance(Duration::from_secs(30));

@@ -250,6 +250,7 @@ fn ms(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::QueueSize;
 
     fn sample(rtt_ms: u64, inflight: u32, dropped: bool) -> LimitSample {
         LimitSample {

@@ -20,7 +20,7 @@ use crate::throttle::{AdaptiveThrottle, ThrottleStats};
 ///
 /// ```
 /// use tower_adaptive_throttle::{AdaptiveThrottle, ThrottleConfig, ThrottleRegistry};
-/// use tower_adaptive_throttle::registry::Rule;
+/// use tower_adaptive_throttle::rules::Rule;
 ///
 /// let registry = ThrottleRegistry::new();
 /// let payments = registry.get_or_create("payments", ThrottleConfig::default());
@@ -170,6 +170,7 @@ impl ThrottleRegistry {
 mod tests {
     use super::*;
     use crate::decision::Tier;
+    use crate::rules::RequestInfo;
 
     #[test]
     fn get_or_create_creates_once_and_shares_state() {

@@ -351,6 +351,58 @@ impl AdaptiveThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ConcurrencyConfig, TierShares};
+    use crate::{Axis, ManualClock};
+
+    /// An in-flight limit pinned at `limit`, shared equally by the tiers.
+    fn fixed(limit: u32) -> ConcurrencyConfig {
+        ConcurrencyConfig::builder()
+            .min_limit(limit)
+            .initial_limit(limit)
+            .max_limit(limit)
+            .tier_shares(TierShares::equal())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn throttle_acquire_checks_concurrency_then_rate() {
+        let cfg = ThrottleConfig::builder()
+            .min_limit(1)
+            .initial_limit(2)
+            .window(Duration::from_secs(60))
+            .rate_strategy(crate::config::RateStrategy::SlidingWindowLog)
+            .concurrency(fixed(3))
+            .build()
+            .unwrap();
+        let clock = ManualClock::new();
+        let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
+        let a = t.acquire("k", Tier::Standard).unwrap();
+        assert!(a.holds_slot() && a.decision().allowed);
+        let b = t.acquire("k", Tier::Standard).unwrap();
+        // The rate axis (2 per window) denies the third: its slot is released, not sampled.
+        let d = t.acquire("k", Tier::Standard).unwrap_err();
+        assert_eq!(d.axis, Some(Axis::Rate));
+        assert_eq!(t.concurrency_stats().unwrap().inflight, 2);
+        // Another key passes the rate axis; the concurrency axis (3) is now full.
+        let c = t.acquire("other", Tier::Standard).unwrap();
+        let d = t.acquire("third", Tier::Standard).unwrap_err();
+        assert_eq!(d.axis, Some(Axis::Concurrency));
+        assert_eq!(d.reason, Some(RejectReason::ConcurrencyLimitExceeded));
+        drop((a, b, c));
+        let s = t.concurrency_stats().unwrap();
+        assert_eq!((s.inflight, s.samples, s.ignored), (0, 0, 4));
+    }
+
+    #[test]
+    fn throttle_without_concurrency_section_hands_out_empty_permits() {
+        let clock = ManualClock::new();
+        let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock);
+        let p = t.acquire("k", Tier::Standard).unwrap();
+        assert!(!p.holds_slot());
+        assert_eq!(p.decision().axis, Some(Axis::Rate));
+        assert!(t.concurrency_stats().is_none());
+    }
 
     #[test]
     fn handle_is_send_sync_clone_static() {
