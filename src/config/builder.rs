@@ -1,4 +1,6 @@
-//! [`ThrottleConfigBuilder`]: consuming setters, checked once in `build()`.
+//! [`ThrottleConfigBuilder`]: consuming setters, checked once in `build()`. Both builders share
+//! these setters; where the recommended configuration and the Baldur preset start from different
+//! values, a setter's docs give both.
 
 use std::time::Duration;
 
@@ -36,9 +38,10 @@ impl ThrottleConfigBuilder {
         critical_decrease_ratio: f64;
         /// Additive increase (default 1), also the least proportional increase.
         increase_step: u32;
-        /// Trend above which the limit is cut (default 0.1).
+        /// Trend above which the limit is cut (recommended 2.0, a distance from no-load; Baldur
+        /// 0.1, the EMA's relative step).
         gradient_up_threshold: f64;
-        /// Trend below which the limit grows (default −0.05).
+        /// Trend below which the limit grows (recommended 1.0; Baldur −0.05).
         gradient_down_threshold: f64;
         /// EMA weight of a new sample (default 0.5), in `(0, 1]`.
         smoothing_factor: f64;
@@ -48,15 +51,18 @@ impl ThrottleConfigBuilder {
         recovery_stage_interval: Duration;
         /// Largest random delay before a ramp's first stage, to spread a fleet (default 0).
         recovery_jitter: Duration;
-        /// Which statistic triggers the SLA rules.
+        /// Which statistic triggers the SLA rules (recommended: the interval's 90th percentile;
+        /// Baldur: the triggering sample).
         sla_trigger: SlaTrigger;
-        /// Which trend estimator feeds the gradient rules.
+        /// Which trend estimator feeds the gradient rules (recommended: the no-load baseline;
+        /// Baldur: the signal's own gradient).
         trend: TrendEstimator;
-        /// How increases are sized.
+        /// How increases are sized (recommended: 5 % of the limit; Baldur: `increase_step`).
         increase_sizing: IncreaseSizing;
-        /// Which latency signal is kept.
+        /// Which latency signal is kept (default: the EMA).
         signal: SignalKind;
-        /// Which strategy the rate axis admits with.
+        /// Which strategy the rate axis admits with (recommended: GCRA with a burst of half the
+        /// limit; Baldur: a sliding window of 10 sub-buckets).
         rate_strategy: RateStrategy;
         /// Whether the ladder ignores samples of requests admitted before the latest change of
         /// the limit (their start is `now − rtt`), and waits for `min_samples` fresh ones

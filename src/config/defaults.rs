@@ -23,10 +23,10 @@ pub const DEFAULT_DECREASE_RATIO: f64 = 0.9;
 pub const DEFAULT_CRITICAL_DECREASE_RATIO: f64 = 0.7;
 /// Additive increase on a falling trend (Baldur).
 pub const DEFAULT_INCREASE_STEP: u32 = 1;
-/// Trend above which the limit is cut (latency rising by more than 10 %).
-pub const DEFAULT_GRADIENT_UP_THRESHOLD: f64 = 0.1;
-/// Trend below which the limit grows (latency falling by more than 5 %).
-pub const DEFAULT_GRADIENT_DOWN_THRESHOLD: f64 = -0.05;
+/// Baldur: trend above which the limit is cut (the EMA of latency rising by more than 10 %).
+pub const BALDUR_GRADIENT_UP_THRESHOLD: f64 = 0.1;
+/// Baldur: trend below which the limit grows (the EMA of latency falling by more than 5 %).
+pub const BALDUR_GRADIENT_DOWN_THRESHOLD: f64 = -0.05;
 /// EMA weight of a new latency sample.
 pub const DEFAULT_SMOOTHING_FACTOR: f64 = 0.5;
 /// Samples needed before the gradient is anything but zero.
@@ -52,10 +52,13 @@ pub const DEFAULT_PROPORTIONAL_INCREASE: f64 = 0.05;
 /// Largest rise of the no-load baseline per interval in the recommended config (1 %: a lasting
 /// shift is accepted within about a minute, queueing the throttle causes is not).
 pub const DEFAULT_BASELINE_RISE: f64 = 0.01;
-/// Recommended config: cut when the interval mean is more than this far above no-load (+200 %).
-pub const DEFAULT_NOLOAD_UP_THRESHOLD: f64 = 2.0;
-/// Recommended config: grow when the interval mean is less than this far above no-load (+100 %).
-pub const DEFAULT_NOLOAD_DOWN_THRESHOLD: f64 = 1.0;
+/// Trend above which the limit is cut: the interval mean more than this far above no-load
+/// (+200 %; the recommended trend is a distance from no-load, see
+/// [`TrendEstimator::NoLoadBaseline`](crate::config::TrendEstimator::NoLoadBaseline)).
+pub const DEFAULT_GRADIENT_UP_THRESHOLD: f64 = 2.0;
+/// Trend below which the limit grows: the interval mean less than this far above no-load
+/// (+100 %).
+pub const DEFAULT_GRADIENT_DOWN_THRESHOLD: f64 = 1.0;
 /// Recommended config: GCRA burst as a fraction of the limit.
 pub const DEFAULT_GCRA_BURST_FRACTION: f64 = 0.5;
 /// Most samples kept per sample interval for percentiles (a uniform reservoir beyond it).

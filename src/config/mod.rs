@@ -242,8 +242,8 @@ impl Default for ThrottleConfig {
             trend: TrendEstimator::NoLoadBaseline {
                 rise_per_interval: DEFAULT_BASELINE_RISE,
             },
-            gradient_up_threshold: DEFAULT_NOLOAD_UP_THRESHOLD,
-            gradient_down_threshold: DEFAULT_NOLOAD_DOWN_THRESHOLD,
+            gradient_up_threshold: DEFAULT_GRADIENT_UP_THRESHOLD,
+            gradient_down_threshold: DEFAULT_GRADIENT_DOWN_THRESHOLD,
             increase_sizing: IncreaseSizing::Proportional(DEFAULT_PROPORTIONAL_INCREASE),
             skip_stale_samples: true,
             rate_strategy: RateStrategy::Gcra {
@@ -292,8 +292,8 @@ impl ThrottleConfig {
             decrease_ratio: DEFAULT_DECREASE_RATIO,
             critical_decrease_ratio: DEFAULT_CRITICAL_DECREASE_RATIO,
             increase_step: DEFAULT_INCREASE_STEP,
-            gradient_up_threshold: DEFAULT_GRADIENT_UP_THRESHOLD,
-            gradient_down_threshold: DEFAULT_GRADIENT_DOWN_THRESHOLD,
+            gradient_up_threshold: BALDUR_GRADIENT_UP_THRESHOLD,
+            gradient_down_threshold: BALDUR_GRADIENT_DOWN_THRESHOLD,
             smoothing_factor: DEFAULT_SMOOTHING_FACTOR,
             min_samples: DEFAULT_MIN_SAMPLES,
             recovery_stages: DEFAULT_RECOVERY_STAGES.to_vec(),

@@ -13,8 +13,11 @@
 //! | [`FixedWindow`] | epoch-aligned windows; admit iff `count + cost ≤ limit` | two `u64` |
 //! | [`SlidingWindow`] | `S + 1` sub-buckets; admit iff `Σ newest S + oldest·weight + cost ≤ limit` | `4·(S + 1)` bytes on the heap + 32 inline |
 //! | [`SlidingWindowLog`] | exact log of admitted units; admit iff `in-window + cost ≤ limit` | 16 bytes per distinct admission instant in the window |
-//! | [`TokenBudget`] | epoch-aligned meter; admit while `served < budget`, the crossing debit counts in full | two `u64` |
-//! | [`LeaseSpender`] | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
+//! | `TokenBudget`¹ | epoch-aligned meter; admit while `served < budget`, the crossing debit counts in full | two `u64` |
+//! | `LeaseSpender`¹ | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
+//!
+//! ¹ Behind the `conformance` feature: no throttle uses them yet, so they are compiled only for
+//! the conformance test (and for users who opt in).
 //!
 //! The formulas, their rounding and the order of floating-point operations are ThrottleKit's
 //! (contract version 1), so the crate's conformance test replays ThrottleKit's published golden
@@ -27,7 +30,7 @@
 //! - **A cost of `0` is treated as `1`** (ThrottleKit's wire convention). A cost above what a rate
 //!   strategy can ever hold (the burst, capacity or limit) is simply denied; its `retry_after_ms`
 //!   is the strategy's usual formula and only a hint, since waiting will not help. (The
-//!   [`TokenBudget`] meter is the exception by design: it admits the debit that crosses the budget.)
+//!   `TokenBudget` meter is the exception by design: it admits the debit that crosses the budget.)
 //! - **Jump-safe clocks.** Time moving backwards never panics and never admits more: GCRA uses
 //!   `max(tat, now)`, the token bucket `max(0, now − last)` and never moves `last` backwards, and the
 //!   windowed strategies keep evaluating against the newest window they have seen. Decisions for a
@@ -46,10 +49,12 @@ use std::fmt;
 mod any;
 mod fixed_window;
 mod gcra;
+#[cfg(feature = "conformance")]
 mod lease;
 mod sliding_window;
 mod sliding_window_log;
 mod token_bucket;
+#[cfg(feature = "conformance")]
 mod token_budget;
 
 #[cfg(test)]
@@ -58,12 +63,14 @@ mod proptests;
 pub use any::{AnyState, AnyStrategy};
 pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
+#[cfg(feature = "conformance")]
 pub use lease::{LeaseSpend, LeaseSpender};
 pub use sliding_window::{
     SlidingWindow, SlidingWindowState, DEFAULT_BUCKETS, MAX_BUCKETS, MAX_SLIDING_WINDOW_LIMIT,
 };
 pub use sliding_window_log::{SlidingWindowLog, SlidingWindowLogState};
 pub use token_bucket::{TokenBucket, TokenBucketState};
+#[cfg(feature = "conformance")]
 pub use token_budget::{TokenBudget, TokenBudgetState};
 
 /// ThrottleKit's five integers: the outcome of one rate decision.
@@ -74,8 +81,8 @@ pub struct RateDecision {
     /// Whether the request is admitted (and, for [`Strategy::check`], its cost consumed).
     pub allowed: bool,
     /// The quota the decision is measured against: the burst for [`Gcra`], the capacity for
-    /// [`TokenBucket`], the window limit for the windowed strategies, the budget for
-    /// [`TokenBudget`].
+    /// [`TokenBucket`], the window limit for the windowed strategies, the budget for the token
+    /// budget.
     pub limit: u64,
     /// Whole units still available after this decision (never negative).
     pub remaining: u64,
