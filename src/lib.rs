@@ -83,28 +83,28 @@ pub mod admin;
 mod admission;
 pub mod audit;
 pub mod breaker;
-pub mod clock;
+mod clock;
 mod concurrency;
 pub mod config;
-pub mod control;
-pub mod counters;
+mod control;
+mod counters;
 mod decision;
 pub mod dlq;
-pub mod events;
+mod events;
 pub mod governance;
 pub mod http;
 mod log;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod registry;
-pub mod signal;
+mod signal;
 pub mod strategy;
 mod throttle;
 mod util;
 
 pub use breaker::BreakerConfig;
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use concurrency::{ConcurrencyPermit, ConcurrencyStats};
+pub use concurrency::ConcurrencyPermit;
 pub use config::{ConcurrencyConfig, ConfigError, ThrottleConfig, ThrottleConfigBuilder};
 pub use control::Regime;
 pub use decision::{Axis, Decision, Outcome, ParseTierError, RejectReason, Tier};
@@ -112,6 +112,17 @@ pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
 pub use throttle::{rules, AdaptiveThrottle, Governance, ThrottleStats};
+
+/// The snapshots a throttle reports: [`ThrottleStats`] and the parts it is made of.
+pub mod stats {
+    pub use crate::breaker::BreakerStats;
+    pub use crate::concurrency::ConcurrencyStats;
+    pub use crate::control::RampProgress;
+    pub use crate::counters::{CounterSnapshot, Direction, RttHistogram, RTT_BUCKETS_SECONDS};
+    pub use crate::governance::GovernanceState;
+    pub use crate::signal::SampleStats;
+    pub use crate::throttle::ThrottleStats;
+}
 
 pub use crate::http::{
     AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,
