@@ -72,7 +72,7 @@ pub struct BreakerStats {
 
 /// The breaker. See the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     cfg: BreakerConfig,
     stats: BreakerStats,
     half_open_successes: u32,
@@ -80,7 +80,7 @@ pub struct CircuitBreaker {
 
 impl CircuitBreaker {
     /// A closed breaker. Zero thresholds are raised to 1.
-    pub fn new(cfg: BreakerConfig) -> Self {
+    pub(crate) fn new(cfg: BreakerConfig) -> Self {
         let cfg = BreakerConfig {
             failure_threshold: cfg.failure_threshold.max(1),
             half_open_trials: cfg.half_open_trials.max(1),
@@ -95,7 +95,7 @@ impl CircuitBreaker {
     }
 
     /// State at `now` (an open breaker whose time is up becomes half-open).
-    pub fn state(&mut self, now: Duration) -> BreakerState {
+    pub(crate) fn state(&mut self, now: Duration) -> BreakerState {
         if self.stats.state == BreakerState::Open {
             let opened = self.stats.opened_at.unwrap_or(now);
             if now.saturating_sub(opened) >= self.cfg.open_duration {
@@ -107,17 +107,17 @@ impl CircuitBreaker {
     }
 
     /// Settings in force.
-    pub fn config(&self) -> BreakerConfig {
+    pub(crate) fn config(&self) -> BreakerConfig {
         self.cfg
     }
 
     /// Counters.
-    pub fn stats(&self) -> BreakerStats {
+    pub(crate) fn stats(&self) -> BreakerStats {
         self.stats
     }
 
     /// A response that completed: `critical` when its latency was at or above `sla_critical`.
-    pub fn on_response(&mut self, critical: bool, now: Duration) -> BreakerState {
+    pub(crate) fn on_response(&mut self, critical: bool, now: Duration) -> BreakerState {
         if critical {
             self.stats.consecutive_critical += 1;
             if self.stats.consecutive_critical >= self.cfg.consecutive_critical {
@@ -143,7 +143,7 @@ impl CircuitBreaker {
     }
 
     /// A failure (an overload outcome).
-    pub fn on_failure(&mut self, now: Duration) -> BreakerState {
+    pub(crate) fn on_failure(&mut self, now: Duration) -> BreakerState {
         self.stats.failures += 1;
         match self.state(now) {
             BreakerState::Closed => {

@@ -4,7 +4,7 @@
 /// GETs each path in turn from `addr` (with the extra `(header, value)`s of each entry, if
 /// any) and prints the status, the rate-limit fields and the body.
 #[allow(dead_code)]
-pub async fn run(
+pub(crate) async fn run(
     addr: std::net::SocketAddr,
     paths: &[&str],
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -13,7 +13,7 @@ pub async fn run(
 }
 
 /// Like [`run`], with headers per request.
-pub async fn run_with_headers(
+pub(crate) async fn run_with_headers(
     addr: std::net::SocketAddr,
     requests: &[(&str, &[(&str, &str)])],
 ) -> Result<(), Box<dyn std::error::Error>> {

@@ -10,7 +10,7 @@ use crate::config::{AimdParams, Gradient2Params};
 /// What the algorithm sees on one update: a single completed request, or a window of them
 /// aggregated (mean RTT, largest in-flight, any drop).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LimitSample {
+pub(super) struct LimitSample {
     /// Round-trip time (or the window's mean).
     pub rtt: Duration,
     /// Requests in flight when the request was admitted (or the window's largest such value).
@@ -76,7 +76,7 @@ impl ExpAvg {
 /// 4. `new = estimate × gradient + queue`; `estimate ← estimate × (1 − s) + new × s`.
 /// 5. Clamp to `[min, max]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Gradient2 {
+pub(super) struct Gradient2 {
     params: Gradient2Params,
     estimate: f64,
     long: ExpAvg,
@@ -86,7 +86,7 @@ pub struct Gradient2 {
 
 impl Gradient2 {
     /// A limit at `initial`.
-    pub fn new(params: Gradient2Params, initial: u32) -> Self {
+    pub(super) fn new(params: Gradient2Params, initial: u32) -> Self {
         Self {
             params,
             estimate: f64::from(initial),
@@ -97,27 +97,27 @@ impl Gradient2 {
     }
 
     /// The limit as a real number.
-    pub fn estimate(&self) -> f64 {
+    pub(super) fn estimate(&self) -> f64 {
         self.estimate
     }
 
     /// The long (baseline) RTT in milliseconds; 0 before the first sample.
-    pub fn long_rtt_ms(&self) -> f64 {
+    pub(super) fn long_rtt_ms(&self) -> f64 {
         self.long.value()
     }
 
     /// The gradient of the latest update that was not a hold.
-    pub fn last_gradient(&self) -> f64 {
+    pub(super) fn last_gradient(&self) -> f64 {
         self.last_gradient
     }
 
     /// Replaces the long RTT (a minRTT probe's result).
-    pub fn rebaseline(&mut self, rtt: Duration) {
+    pub(super) fn rebaseline(&mut self, rtt: Duration) {
         self.long.set(ms(rtt));
     }
 
     /// Applies one update and returns the new estimate, clamped to `[min, max]`.
-    pub fn update(&mut self, sample: LimitSample, min: u32, max: u32) -> f64 {
+    pub(super) fn update(&mut self, sample: LimitSample, min: u32, max: u32) -> f64 {
         let p = self.params;
         let queue = p.queue_size.of(self.estimate);
         let short = ms(sample.rtt).max(1e-6);
@@ -178,7 +178,7 @@ impl Gradient2 {
 ///
 /// The no-load RTT is the minimum of the last `noload_window` samples (a monotonic deque).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Aimd {
+pub(super) struct Aimd {
     params: AimdParams,
     estimate: f64,
     /// (sequence, rtt ms), increasing rtt from front to back.
@@ -188,7 +188,7 @@ pub struct Aimd {
 
 impl Aimd {
     /// A limit at `initial`.
-    pub fn new(params: AimdParams, initial: u32) -> Self {
+    pub(super) fn new(params: AimdParams, initial: u32) -> Self {
         Self {
             params,
             estimate: f64::from(initial),
@@ -198,23 +198,23 @@ impl Aimd {
     }
 
     /// The limit as a real number.
-    pub fn estimate(&self) -> f64 {
+    pub(super) fn estimate(&self) -> f64 {
         self.estimate
     }
 
     /// The no-load RTT estimate in milliseconds, if any sample was seen.
-    pub fn noload_rtt_ms(&self) -> Option<f64> {
+    pub(super) fn noload_rtt_ms(&self) -> Option<f64> {
         self.minima.front().map(|(_, v)| *v)
     }
 
     /// Replaces the no-load RTT (a minRTT probe's result).
-    pub fn rebaseline(&mut self, rtt: Duration) {
+    pub(super) fn rebaseline(&mut self, rtt: Duration) {
         self.minima.clear();
         self.minima.push_back((self.seq, ms(rtt)));
     }
 
     /// Applies one update and returns the new estimate, clamped to `[min, max]`.
-    pub fn update(&mut self, sample: LimitSample, min: u32, max: u32) -> f64 {
+    pub(super) fn update(&mut self, sample: LimitSample, min: u32, max: u32) -> f64 {
         let p = self.params;
         let rtt = ms(sample.rtt);
         self.seq += 1;

@@ -147,7 +147,7 @@ struct Shared {
 /// Usually reached through [`AdaptiveThrottle::acquire`], which also checks the rate axis;
 /// usable on its own for non-HTTP work.
 #[derive(Clone)]
-pub struct ConcurrencyLimiter {
+pub(crate) struct ConcurrencyLimiter {
     shared: Arc<Shared>,
 }
 
@@ -224,18 +224,18 @@ impl ConcurrencyLimiter {
     }
 
     /// The in-flight limit now (what critical requests are checked against).
-    pub fn limit(&self) -> u32 {
+    pub(crate) fn limit(&self) -> u32 {
         self.shared.limit.load(Ordering::Acquire)
     }
 
     /// Requests in flight now.
-    pub fn inflight(&self) -> u32 {
+    pub(crate) fn inflight(&self) -> u32 {
         self.shared.inflight.load(Ordering::Acquire)
     }
 
     /// The in-flight count below which a request of `tier` is admitted:
     /// `max(1, floor(limit × share))`.
-    pub fn tier_limit(&self, tier: Tier) -> u32 {
+    pub(crate) fn tier_limit(&self, tier: Tier) -> u32 {
         tier_cap(self.limit(), self.shared.cfg.tier_shares.of(tier))
     }
 
@@ -246,7 +246,7 @@ impl ConcurrencyLimiter {
     /// # Errors
     ///
     /// The denial, when the work in flight has reached the tier's limit.
-    pub fn try_acquire(&self, tier: Tier) -> Result<ConcurrencyPermit, Decision> {
+    pub(crate) fn try_acquire(&self, tier: Tier) -> Result<ConcurrencyPermit, Decision> {
         let s = &*self.shared;
         let now = s.clock.now();
         if nanos(now) >= s.probe_due.load(Ordering::Acquire) {
@@ -310,7 +310,7 @@ impl ConcurrencyLimiter {
     }
 
     /// A snapshot of the limit, the counters and the algorithm's state.
-    pub fn stats(&self) -> ConcurrencyStats {
+    pub(crate) fn stats(&self) -> ConcurrencyStats {
         let s = &*self.shared;
         let limit = self.limit();
         let shares = s.cfg.tier_shares;

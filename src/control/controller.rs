@@ -77,7 +77,7 @@ pub struct RampProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
-pub struct ControllerStats {
+pub(crate) struct ControllerStats {
     /// Adjustments that raised the limit.
     pub adjustments_up: u64,
     /// Adjustments that lowered the limit.
@@ -143,7 +143,7 @@ impl Signal {
 /// assert_eq!(events.len(), 2); // SLA critical, limit changed
 /// ```
 #[derive(Debug, Clone)]
-pub struct Controller {
+pub(crate) struct Controller {
     cfg: Arc<ThrottleConfig>,
     limit: u32,
     base_limit: u32,
@@ -166,7 +166,8 @@ pub struct Controller {
 
 impl Controller {
     /// A controller at `initial_limit` with the gate open.
-    pub fn new(cfg: ThrottleConfig) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(cfg: ThrottleConfig) -> Self {
         Self::with_config(Arc::new(cfg))
     }
 
@@ -197,44 +198,39 @@ impl Controller {
         }
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.cfg
-    }
-
     /// The current limit.
-    pub fn limit(&self) -> u32 {
+    pub(crate) fn limit(&self) -> u32 {
         self.limit
     }
 
     /// The base the limit returns to (the initial limit, or the pre-incident limit recorded when
     /// a recovery ramp started).
-    pub fn base_limit(&self) -> u32 {
+    pub(crate) fn base_limit(&self) -> u32 {
         self.base_limit
     }
 
     /// Smoothed latency and gradient of the signal.
-    pub fn snapshot(&self, now: Duration) -> SignalSnapshot {
+    pub(crate) fn snapshot(&self, now: Duration) -> SignalSnapshot {
         self.signal.as_dyn().snapshot(now)
     }
 
     /// Sample statistics of the signal.
-    pub fn sample_stats(&self, now: Duration) -> SampleStats {
+    pub(crate) fn sample_stats(&self, now: Duration) -> SampleStats {
         self.signal.as_dyn().stats(now)
     }
 
     /// Counters.
-    pub fn stats(&self) -> ControllerStats {
+    pub(crate) fn stats(&self) -> ControllerStats {
         self.stats
     }
 
     /// Latencies recorded (raw, before any overload floor), as a histogram.
-    pub fn rtt_histogram(&self) -> RttHistogram {
+    pub(crate) fn rtt_histogram(&self) -> RttHistogram {
         self.rtt_tally.histogram()
     }
 
     /// The regime, derived from the state.
-    pub fn regime(&self) -> Regime {
+    pub(crate) fn regime(&self) -> Regime {
         if self.freeze != 0 {
             Regime::Frozen
         } else if self.ramp.is_some() {
@@ -247,7 +243,7 @@ impl Controller {
     }
 
     /// Freeze reasons currently set.
-    pub fn freeze_reasons(&self) -> Vec<FreezeReason> {
+    pub(crate) fn freeze_reasons(&self) -> Vec<FreezeReason> {
         FreezeReason::ALL
             .into_iter()
             .filter(|r| self.freeze & r.bit() != 0)
@@ -255,13 +251,14 @@ impl Controller {
     }
 
     /// True when any freeze reason is set.
-    pub fn is_frozen(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_frozen(&self) -> bool {
         self.freeze != 0
     }
 
     /// True while something moves with time alone (a ramp, or an open breaker waiting to
     /// half-open), so callers know to [`advance`](Self::advance) before reading the limit.
-    pub fn awaits_time(&self) -> bool {
+    pub(crate) fn awaits_time(&self) -> bool {
         self.ramp.is_some()
             || self
                 .breaker
@@ -272,7 +269,7 @@ impl Controller {
     /// Feeds one response time observed at `now`. The sample always reaches the signal; at most
     /// once per `sample_interval` (the gate starts open) the ladder runs and may change the
     /// limit, unless frozen.
-    pub fn record(&mut self, rtt: Duration, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn record(&mut self, rtt: Duration, now: Duration, events: &mut Vec<ThrottleEvent>) {
         self.rtt_tally.add(rtt);
         if let Some(breaker) = self.breaker.as_mut() {
             let state = breaker.on_response(rtt >= self.cfg.sla_critical, now);
@@ -283,7 +280,7 @@ impl Controller {
 
     /// Feeds a request that failed in a way that signals overload (a 5xx or an inner error):
     /// a failure for the breaker, and a sample at least as slow as `sla_warning` for the ladder.
-    pub fn record_overload(
+    pub(crate) fn record_overload(
         &mut self,
         rtt: Duration,
         now: Duration,
@@ -477,7 +474,7 @@ impl Controller {
     }
 
     /// Sets a freeze reason. Returns false if it was already set.
-    pub fn freeze(
+    pub(crate) fn freeze(
         &mut self,
         reason: FreezeReason,
         now: Duration,
@@ -492,7 +489,7 @@ impl Controller {
     }
 
     /// Clears a freeze reason. Returns false if it was not set.
-    pub fn unfreeze(
+    pub(crate) fn unfreeze(
         &mut self,
         reason: FreezeReason,
         now: Duration,
@@ -511,7 +508,8 @@ impl Controller {
     }
 
     /// Sets the limit directly (an operator or an external input), clamped to the bounds.
-    pub fn override_limit(
+    #[cfg(test)]
+    pub(crate) fn override_limit(
         &mut self,
         limit: u32,
         reason: ChangeReason,
@@ -525,7 +523,7 @@ impl Controller {
 
     /// Replaces the configuration and returns the old one. The limit, samples, freezes and ramp
     /// are kept; the limit is clamped into the new bounds.
-    pub fn swap_config(
+    pub(crate) fn swap_config(
         &mut self,
         cfg: Arc<ThrottleConfig>,
         now: Duration,
@@ -546,7 +544,7 @@ impl Controller {
     }
 
     /// Clears freezes and the ramp and returns the limit to its base; returns that limit.
-    pub fn rollback_to_base_limit(
+    pub(crate) fn rollback_to_base_limit(
         &mut self,
         now: Duration,
         events: &mut Vec<ThrottleEvent>,
@@ -570,7 +568,7 @@ impl Controller {
 
     /// Back to the state of a new controller (limit at `initial_limit`, samples and counters
     /// cleared, no freeze, no ramp, gate open).
-    pub fn reset(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn reset(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
         let initial = self.cfg.initial_limit;
         for reason in FreezeReason::ALL {
             self.unfreeze(reason, now, events);

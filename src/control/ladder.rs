@@ -7,7 +7,7 @@ use crate::events::ChangeReason;
 
 /// What the ladder sees on one adjustment tick.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LadderInput {
+pub(super) struct LadderInput {
     /// The latency statistic for the SLA rules (the triggering sample, or a percentile).
     pub rtt: Duration,
     /// The latency trend for the gradient rules.
@@ -16,7 +16,7 @@ pub struct LadderInput {
 
 /// The ladder's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Adjustment {
+pub(super) struct Adjustment {
     /// The next limit, clamped to the bounds.
     pub limit: u32,
     /// Which rule matched; `None` in the dead band.
@@ -41,7 +41,7 @@ pub struct Adjustment {
 /// let slow = LadderInput { rtt: Duration::from_millis(600), gradient: 0.0 };
 /// assert_eq!(next_limit(100, slow, &cfg).limit, 70);
 /// ```
-pub fn next_limit(current: u32, input: LadderInput, cfg: &ThrottleConfig) -> Adjustment {
+pub(super) fn next_limit(current: u32, input: LadderInput, cfg: &ThrottleConfig) -> Adjustment {
     let cut = |ratio: f64| (f64::from(current) * ratio).floor() as u64;
     let (raw, reason) = if input.rtt >= cfg.sla_critical {
         (

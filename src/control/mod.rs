@@ -9,5 +9,5 @@ mod controller;
 mod interval;
 mod ladder;
 
-pub use controller::{Controller, ControllerStats, RampProgress, Regime};
-pub use ladder::{next_limit, Adjustment, LadderInput};
+pub(crate) use controller::Controller;
+pub use controller::{RampProgress, Regime};

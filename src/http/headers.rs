@@ -15,7 +15,7 @@ pub const POLICY_NAME: &str = "adaptive";
 /// The policy name when the adaptive in-flight limit (the concurrency axis) denied a request;
 /// the fields then count concurrent requests (`qu="concurrent-requests"`), as the draft's
 /// "use for limiting concurrency" example does.
-pub const CONCURRENCY_POLICY_NAME: &str = "concurrency";
+pub(super) const CONCURRENCY_POLICY_NAME: &str = "concurrency";
 
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10).
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");

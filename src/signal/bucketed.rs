@@ -5,7 +5,7 @@ use super::{from_millis_f64, millis_f64, LatencySignal, SampleStats, SignalSnaps
 /// One second of latency samples.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct BucketStats {
+pub(crate) struct BucketStats {
     /// The second (since the clock's origin) this bucket holds.
     pub second: u64,
     /// Sum of samples, in milliseconds.
@@ -25,7 +25,7 @@ pub struct BucketStats {
 /// window holds `min_samples` samples and both halves have some. Memory is fixed at
 /// construction ([`memory_usage_bytes`](Self::memory_usage_bytes)) whatever the request rate.
 #[derive(Debug, Clone)]
-pub struct TimeBucketedGradient {
+pub(crate) struct TimeBucketedGradient {
     buckets: Box<[BucketStats]>,
     min_samples: u32,
     total: u64,
@@ -33,7 +33,7 @@ pub struct TimeBucketedGradient {
 
 impl TimeBucketedGradient {
     /// A ring covering `window` (rounded down to whole seconds, at least 2).
-    pub fn new(window: Duration, min_samples: u32) -> Self {
+    pub(crate) fn new(window: Duration, min_samples: u32) -> Self {
         let n = usize::try_from(window.as_secs())
             .unwrap_or(usize::MAX)
             .clamp(2, 3600);
@@ -45,12 +45,14 @@ impl TimeBucketedGradient {
     }
 
     /// Heap and inline bytes held, constant after construction.
-    pub fn memory_usage_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn memory_usage_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + std::mem::size_of_val(&*self.buckets)
     }
 
     /// The live buckets at `now`, oldest first.
-    pub fn buckets(&self, now: Duration) -> Vec<BucketStats> {
+    #[cfg(test)]
+    pub(crate) fn buckets(&self, now: Duration) -> Vec<BucketStats> {
         let mut live: Vec<_> = self.live(now).map(|(_, b)| *b).collect();
         live.sort_by_key(|b| b.second);
         live

@@ -25,7 +25,7 @@ const RECENT_WINDOW: Duration = Duration::from_secs(10);
 /// assert!((s.snapshot(t).gradient - 0.5).abs() < 1e-9);
 /// ```
 #[derive(Debug, Clone)]
-pub struct EmaGradient {
+pub(crate) struct EmaGradient {
     smoothing: f64,
     min_samples: u32,
     smoothed_ms: Option<f64>,
@@ -36,7 +36,7 @@ pub struct EmaGradient {
 
 impl EmaGradient {
     /// A calculator with weight `smoothing` (clamped into `(0, 1]`) for new samples.
-    pub fn new(smoothing: f64, min_samples: u32) -> Self {
+    pub(crate) fn new(smoothing: f64, min_samples: u32) -> Self {
         Self {
             smoothing: sanitize_smoothing(smoothing),
             min_samples,
@@ -48,7 +48,7 @@ impl EmaGradient {
     }
 
     /// Changes the smoothing and `min_samples`, keeping the current average.
-    pub fn reconfigure(&mut self, smoothing: f64, min_samples: u32) {
+    pub(crate) fn reconfigure(&mut self, smoothing: f64, min_samples: u32) {
         self.smoothing = sanitize_smoothing(smoothing);
         self.min_samples = min_samples;
     }

@@ -10,15 +10,15 @@
 mod bucketed;
 mod ema;
 
-pub use bucketed::{BucketStats, TimeBucketedGradient};
-pub use ema::EmaGradient;
+pub(crate) use bucketed::TimeBucketedGradient;
+pub(crate) use ema::EmaGradient;
 
 use std::time::Duration;
 
 /// Smoothed latency and gradient, read together.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct SignalSnapshot {
+pub(crate) struct SignalSnapshot {
     /// Smoothed latency; `None` before the first sample.
     pub smoothed_rtt: Option<Duration>,
     /// Relative latency trend: positive means slowing down. Zero until enough samples exist.
@@ -45,7 +45,7 @@ pub struct SampleStats {
 }
 
 /// A latency estimator the throttle can be fed with.
-pub trait LatencySignal: Send + std::fmt::Debug {
+pub(crate) trait LatencySignal: Send + std::fmt::Debug {
     /// Adds one response time observed at `now`.
     fn add(&mut self, rtt: Duration, now: Duration);
     /// Smoothed latency and gradient at `now`, in one read.

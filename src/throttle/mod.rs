@@ -1,10 +1,10 @@
 //! [`AdaptiveThrottle`]: the handle that joins the rate axis, the concurrency axis, the latency
 //! signal and the controller under one injected clock.
 //!
-//! - `mod.rs`: the handle and its everyday surface (admission, recording, limits).
-//! - [`inner`]: the shared state, the admission path and the one door to the controller.
-//! - [`governance`]: the governance view ([`Governance`]).
-//! - [`stats`]: [`ThrottleStats`].
+//! - `mod.rs`: the handle and its everyday surface (admission, recording, limits);
+//! - `inner.rs`: the shared state, the admission path and the one door to the controller;
+//! - `governance.rs`: the governance view, [`Governance`];
+//! - `stats.rs`: the snapshot, [`ThrottleStats`];
 //! - [`rules`]: where a throttle applies (request rules and bypasses).
 
 use std::fmt;

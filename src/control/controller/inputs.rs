@@ -16,12 +16,12 @@ use crate::governance::{
 /// [`crate::governance`].
 impl Controller {
     /// Governance inputs currently applied.
-    pub fn governance(&self) -> GovernanceState {
+    pub(crate) fn governance(&self) -> GovernanceState {
         self.gov
     }
 
     /// The min-winner of the adaptive limit and every active reduction.
-    pub fn conservative_limit(&self) -> u32 {
+    pub(crate) fn conservative_limit(&self) -> u32 {
         self.gov
             .reduction_cap
             .map_or(self.limit, |cap| cap.min(self.limit))
@@ -33,7 +33,7 @@ impl Controller {
     ///
     /// The reason the tier gets no capacity: full stop, error budget critical (non-essential),
     /// or an emergency level whose multiplier for the tier is zero.
-    pub fn tier_limit(&self, tier: Tier) -> Result<u32, RejectReason> {
+    pub(crate) fn tier_limit(&self, tier: Tier) -> Result<u32, RejectReason> {
         if self.gov.full_stop {
             return Err(RejectReason::FullStop);
         }
@@ -58,7 +58,7 @@ impl Controller {
 
     /// Attaches (or with `None` removes) the built-in circuit breaker, fed by `record` and
     /// `record_overload`.
-    pub fn set_breaker(
+    pub(crate) fn set_breaker(
         &mut self,
         cfg: Option<BreakerConfig>,
         now: Duration,
@@ -71,7 +71,7 @@ impl Controller {
     }
 
     /// Counters of the built-in breaker, if attached.
-    pub fn breaker_stats(&self) -> Option<BreakerStats> {
+    pub(crate) fn breaker_stats(&self) -> Option<BreakerStats> {
         self.breaker.as_ref().map(CircuitBreaker::stats)
     }
 
@@ -88,7 +88,7 @@ impl Controller {
 
     /// A breaker (built-in or external) changed state: open → floor, half-open → half of the
     /// initial limit, closed → the reduction ends (and the ramp starts if nothing else holds).
-    pub fn on_breaker_state(
+    pub(crate) fn on_breaker_state(
         &mut self,
         state: BreakerState,
         now: Duration,
@@ -112,7 +112,7 @@ impl Controller {
 
     /// Sets the emergency level (0–3; higher values mean 3). Level 3 also freezes the limit;
     /// level 0 ends the emergency and releases a full stop.
-    pub fn set_emergency_level(
+    pub(crate) fn set_emergency_level(
         &mut self,
         level: u8,
         now: Duration,
@@ -146,7 +146,12 @@ impl Controller {
 
     /// Engages or releases the kill switch: it freezes the limit where it is; releasing it starts
     /// the recovery ramp from the frozen limit (unless a reduction is still active).
-    pub fn set_kill_switch(&mut self, on: bool, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn set_kill_switch(
+        &mut self,
+        on: bool,
+        now: Duration,
+        events: &mut Vec<ThrottleEvent>,
+    ) {
         if on == self.gov.kill_switch {
             return;
         }
@@ -163,7 +168,7 @@ impl Controller {
     }
 
     /// Sets the error budget state.
-    pub fn set_error_budget(
+    pub(crate) fn set_error_budget(
         &mut self,
         budget: ErrorBudget,
         now: Duration,
@@ -186,7 +191,7 @@ impl Controller {
     }
 
     /// Turns load shedding on at `traffic_percent` (0–100) or off with `None`.
-    pub fn set_load_shedding(
+    pub(crate) fn set_load_shedding(
         &mut self,
         traffic_percent: Option<u8>,
         now: Duration,
@@ -208,7 +213,7 @@ impl Controller {
     }
 
     /// An upstream answered 429 for the `consecutive`-th time in a row (0 clears).
-    pub fn on_upstream_429(
+    pub(crate) fn on_upstream_429(
         &mut self,
         consecutive: u32,
         now: Duration,
@@ -228,7 +233,11 @@ impl Controller {
     }
 
     /// The upstream's cooldown ended: the 429 reduction ends.
-    pub fn on_upstream_cooldown_end(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn on_upstream_cooldown_end(
+        &mut self,
+        now: Duration,
+        events: &mut Vec<ThrottleEvent>,
+    ) {
         if self.gov.upstream_429s == 0 {
             return;
         }
@@ -240,7 +249,7 @@ impl Controller {
     /// Break glass: releases a full stop, the emergency level and the kill switch, and lets the
     /// limit recover through the ramp (breaker, error-budget, shedding and 429 reductions still
     /// apply by min-winner).
-    pub fn break_glass(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn break_glass(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
         events.push(ThrottleEvent::BreakGlass {
             at: now,
             full_stop_released: self.gov.full_stop,
@@ -268,7 +277,7 @@ impl Controller {
     }
 
     /// Applies facts polled from a governance source, correcting any drift.
-    pub fn apply_governance(
+    pub(crate) fn apply_governance(
         &mut self,
         facts: GovernanceSnapshot,
         now: Duration,

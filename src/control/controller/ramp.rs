@@ -19,12 +19,13 @@ pub(super) struct Ramp {
 
 impl Controller {
     /// True while a recovery ramp is active.
-    pub fn ramp_active(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn ramp_active(&self) -> bool {
         self.ramp.is_some()
     }
 
     /// Progress of the recovery ramp, if one is active.
-    pub fn ramp_progress(&self, now: Duration) -> Option<RampProgress> {
+    pub(crate) fn ramp_progress(&self, now: Duration) -> Option<RampProgress> {
         let ramp = self.ramp.as_ref()?;
         let stages = self.cfg.recovery_stages.len();
         Some(RampProgress {
@@ -42,7 +43,7 @@ impl Controller {
     }
 
     /// Moves a recovery ramp forward if its next stage is due. Cheap when no ramp is active.
-    pub fn advance(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn advance(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
         if let Some(breaker) = self.breaker.as_mut() {
             let state = breaker.state(now);
             self.breaker_moved(state, now, events);
@@ -94,7 +95,12 @@ impl Controller {
     /// Starts a recovery ramp towards `base` (clamped to the bounds): the first stage lands now,
     /// or after a random delay up to `recovery_jitter`; later stages follow every
     /// `recovery_stage_interval`. A running ramp is replaced.
-    pub fn start_recovery(&mut self, base: u32, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn start_recovery(
+        &mut self,
+        base: u32,
+        now: Duration,
+        events: &mut Vec<ThrottleEvent>,
+    ) {
         let base = self.cfg.clamp(u64::from(base));
         let jitter_ns = u64::try_from(self.cfg.recovery_jitter.as_nanos()).unwrap_or(u64::MAX);
         let delay = if jitter_ns == 0 {
@@ -115,7 +121,7 @@ impl Controller {
     }
 
     /// Jumps a running ramp to its end: the base (or a higher pending increase) applies now.
-    pub fn complete_recovery(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
+    pub(crate) fn complete_recovery(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
         if let Some(ramp) = self.ramp.take() {
             let target = ramp.pending.unwrap_or(0).max(ramp.base);
             self.set_limit(
