@@ -7,6 +7,17 @@ pub struct Rng {
     spare: Option<f64>,
 }
 
+/// One SplitMix64 step (Steele, Lea and Flood, 2014): advances `state` and returns 64 bits.
+/// The same function as the library's internal one, so seeds give the same draws as before the
+/// simulator left the library.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Rng {
     /// A generator from `seed`.
     pub fn new(seed: u64) -> Self {
@@ -18,7 +29,7 @@ impl Rng {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        crate::util::splitmix64(&mut self.state)
+        splitmix64(&mut self.state)
     }
 
     /// Uniform in `[0, 1)`.

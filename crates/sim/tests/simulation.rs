@@ -1,13 +1,13 @@
-//! Control quality, pinned: deterministic virtual-time simulations (`sim`) of the recommended
-//! configuration against an oracle. A change that degrades control fails here.
+//! Control quality, pinned: deterministic virtual-time simulations (`throttle_sim`) of the
+//! recommended configuration against an oracle. A change that degrades control fails here.
 //!
 //! Quick scale (16 workers, 15 s phases) so the file runs in seconds in debug builds; the full
-//! scale is `cargo run --release --example simulate` (BENCHMARKS.md).
+//! scale is `cargo run --release -p throttle-sim --example simulate` (BENCHMARKS.md).
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tower_adaptive_throttle::sim::{Evaluation, Policy, Scenario, SimScale};
+use throttle_sim::{Evaluation, Policy, Scenario, SimScale};
 
 const SEED: u64 = 42;
 

@@ -3,9 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::model::Scenario;
-use super::policy::Policy;
-use super::run::{run, RunReport, BIN};
+use crate::model::Scenario;
+use crate::policy::Policy;
+use crate::run::{run, RunReport, BIN};
 
 /// Every policy run through one scenario with one seed.
 #[derive(Debug, Clone)]

@@ -1,24 +1,30 @@
-//! cargo run --release --example simulate
+//! cargo run --release -p throttle-sim --example simulate
 //!
-//! Runs every scenario of `tower_adaptive_throttle::sim` through every policy (no limit, two
+//! Runs every scenario of `throttle_sim` through every policy (no limit, two
 //! static limits, Baldur's preset, the recommended ladder alone, the recommended deployment,
 //! Netflix Gradient2, AIMD, and an oracle that knows the true capacity), prints one table per
 //! scenario, and writes one SVG per scenario: per policy, its limit over time (with the
 //! oracle's equivalent, dashed grey) and its p99 latency over a trailing 2 s (with
 //! `sla_warning` in orange and twice the unloaded p99 in green).
 //!
-//! Options: `--out DIR` (default `target/simulate`), `--seed N` (default 42),
+//! Options: `--out DIR` (default `target/simulate` at the workspace root, wherever it is run
+//! from; a relative `DIR` is relative to the current directory), `--seed N` (default 42),
 //! `--scenario NAME` (default: all), `--quick` (the smaller scale the tests use),
 //! `--timeline POLICY` (also print that policy's 500 ms bins).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use plotters::prelude::*;
-use tower_adaptive_throttle::sim::{evaluate_all, Evaluation, PolicyKind, Scenario, SimScale};
+use throttle_sim::{evaluate_all, Evaluation, Keying, Policy, PolicyKind, Scenario, SimScale};
 
 fn main() {
-    let mut out = PathBuf::from("target/simulate");
+    // The workspace root is two levels above this package (crates/sim).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/sim lies two levels below the workspace root");
+    let mut out = root.join("target/simulate");
     let mut seed = 42u64;
     let mut only: Option<String> = None;
     let mut scale = SimScale::full();
@@ -105,7 +111,7 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let policies = tower_adaptive_throttle::sim::Policy::standard_set(s);
+        let policies = Policy::standard_set(s);
         for (row, r) in runs.iter().enumerate() {
             let y0 = (TOP + row as u32 * (PANEL_H + GAP)) as i32;
             let policy = policies.iter().find(|p| p.name == r.policy);
@@ -113,8 +119,8 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
                 Some(PolicyKind::Throttle { config, keying }) => (
                     config.concurrency().is_some(),
                     match keying {
-                        tower_adaptive_throttle::sim::Keying::Shared => 1.0,
-                        tower_adaptive_throttle::sim::Keying::PerClient => f64::from(s.clients),
+                        Keying::Shared => 1.0,
+                        Keying::PerClient => f64::from(s.clients),
                     },
                     config.window().as_secs_f64(),
                 ),

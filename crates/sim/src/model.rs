@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// A service with `workers` parallel workers behind a FIFO queue. Each request holds a worker
 /// for a service time drawn from a log-normal distribution around `base` (`jitter` is the

@@ -4,11 +4,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use super::model::Scenario;
-use super::policy::{Keying, Policy, PolicyKind};
-use super::rng::Rng;
-use crate::concurrency::ConcurrencyPermit;
-use crate::{AdaptiveThrottle, ManualClock, Tier};
+use tower_adaptive_throttle::{AdaptiveThrottle, ConcurrencyPermit, ManualClock, Tier};
+
+use crate::model::Scenario;
+use crate::policy::{Keying, Policy, PolicyKind};
+use crate::rng::Rng;
 
 /// Width of a timeline bin.
 pub const BIN: Duration = Duration::from_millis(500);

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use super::model::Scenario;
-use crate::concurrency::ConcurrencyConfig;
-use crate::config::RateStrategy;
-use crate::ThrottleConfig;
+use tower_adaptive_throttle::config::RateStrategy;
+use tower_adaptive_throttle::{ConcurrencyConfig, ThrottleConfig, ThrottleConfigBuilder};
+
+use crate::model::Scenario;
 
 /// Which key the rate axis counts a request against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum PolicyKind {
     Unlimited,
     /// Knows the true capacity: admits a request only when a worker is free for it at once.
     Oracle,
-    /// An [`AdaptiveThrottle`](crate::AdaptiveThrottle) driven like the HTTP layer drives it:
+    /// An [`AdaptiveThrottle`](tower_adaptive_throttle::AdaptiveThrottle) driven like the HTTP layer drives it:
     /// `acquire` on arrival (concurrency, then rate), `record_response` and the permit's
     /// outcome on completion.
     Throttle {
@@ -48,7 +48,7 @@ pub struct Policy {
 }
 
 /// A rate axis that never binds (for concurrency-only policies).
-fn rate_off(b: crate::ThrottleConfigBuilder) -> crate::ThrottleConfigBuilder {
+fn rate_off(b: ThrottleConfigBuilder) -> ThrottleConfigBuilder {
     b.min_limit(1_000_000)
         .initial_limit(1_000_000)
         .max_limit(1_000_000)
@@ -57,7 +57,7 @@ fn rate_off(b: crate::ThrottleConfigBuilder) -> crate::ThrottleConfigBuilder {
 
 /// A rate axis guarding capacity: one shared key, admissions per second, bounds scaled to the
 /// healthy capacity `c` (start at half of it, floor 5 %, ceiling 2×).
-fn shared_rate(b: crate::ThrottleConfigBuilder, c: f64) -> crate::ThrottleConfigBuilder {
+fn shared_rate(b: ThrottleConfigBuilder, c: f64) -> ThrottleConfigBuilder {
     b.window(Duration::from_secs(1))
         .initial_limit((c * 0.5) as u32)
         .min_limit((c * 0.05).max(1.0) as u32)
@@ -65,7 +65,7 @@ fn shared_rate(b: crate::ThrottleConfigBuilder, c: f64) -> crate::ThrottleConfig
         .jitter_seed(1)
 }
 
-fn build(b: crate::ThrottleConfigBuilder) -> ThrottleConfig {
+fn build(b: ThrottleConfigBuilder) -> ThrottleConfig {
     b.build().expect("simulator policies are valid")
 }
 
