@@ -10,7 +10,7 @@
 //! layer does. With the recommended config (`default`) the binding limit is the concurrency
 //! axis (requests in flight), and the rate axis is a per-client quota far above this single
 //! client's need; with `baldur` (no concurrency axis) the limit is admissions per second.
-//! The full comparison is `cargo run --release --example simulate`.
+//! The full comparison is `cargo run --release -p throttle-sim --example simulate`.
 //!
 //! Options: `--seconds N` (default 60), `--preset baldur|default` (default `default`).
 

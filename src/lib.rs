@@ -64,7 +64,6 @@
 //!   `RateLimit` headers).
 //! - [`registry`], [`audit`], [`counters`], `metrics`, `admin`: operating it.
 //! - [`dlq`]: parking rejected idempotent requests and replaying them after recovery.
-//! - [`sim`]: a deterministic virtual-time simulator that measures control quality.
 //!
 //! # Features
 //!

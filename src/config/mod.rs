@@ -198,8 +198,8 @@ pub struct ThrottleConfig {
 }
 
 impl Default for ThrottleConfig {
-    /// The recommended configuration, chosen with the simulator (`sim`,
-    /// `cargo run --release --example simulate`; evidence in `BENCHMARKS.md`).
+    /// The recommended configuration, chosen by simulation (evidence, and the command that
+    /// reproduces it, in `BENCHMARKS.md`).
     ///
     /// # Default
     ///

@@ -1,0 +1,44 @@
+//! A deterministic, virtual-time simulator that measures how well a throttle protects a
+//! service: a testing and evaluation tool, not something a service runs.
+//!
+//! A [`Scenario`] describes a service (`c` workers behind a FIFO queue, a log-normal service
+//! time with a heavy tail, an optional slow dependency), how its capacity changes, and the
+//! offered load (Poisson arrivals over client keys and tiers). A [`Policy`] admits or rejects
+//! each arrival; throttle policies drive an
+//! [`AdaptiveThrottle`](tower_adaptive_throttle::AdaptiveThrottle) exactly as the HTTP layer
+//! does — [`acquire`](tower_adaptive_throttle::AdaptiveThrottle::acquire) on arrival,
+//! [`record_response`](tower_adaptive_throttle::AdaptiveThrottle::record_response) and the
+//! permit's outcome on completion — on a
+//! [`ManualClock`](tower_adaptive_throttle::ManualClock). [`Evaluation`] runs policies side by
+//! side and compares them with an oracle that knows the true capacity: goodput (completions
+//! within `sla_warning`) per phase, p50 / p99 latency, rejections, time to converge after a
+//! capacity change, latency when capacity returns, critical-tier success, and the limit's
+//! trajectory.
+//!
+//! Everything is seeded: the same scenario, policy and seed give the same numbers, so tests can
+//! pin control quality. `examples/simulate.rs` prints the full table and writes plots
+//! (`cargo run --release -p throttle-sim --example simulate`).
+//!
+//! This crate is part of the workspace but not published: it uses only the public API of
+//! `tower-adaptive-throttle`, and nothing of it is compiled into the library.
+//!
+//! ```
+//! use throttle_sim::{Evaluation, Policy, Scenario, SimScale};
+//!
+//! let scale = SimScale { workers: 4, ..SimScale::quick() };
+//! let scenario = Scenario::steady_overload(scale);
+//! let eval = Evaluation::run(&scenario, &[Policy::unlimited(), Policy::oracle()], 7);
+//! assert!(eval.total_goodput_vs_oracle("no limit") < 0.5, "an unbounded queue loses");
+//! ```
+
+mod model;
+mod policy;
+mod report;
+mod rng;
+mod run;
+
+pub use model::{LoadSegment, Phase, Scenario, ServiceModel, SimScale};
+pub use policy::{Keying, Policy, PolicyKind};
+pub use report::{evaluate_all, Evaluation};
+pub use rng::Rng;
+pub use run::{run, Bin, PhaseStats, RunReport, BIN};
