@@ -127,8 +127,7 @@ pub use crate::http::{
     AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,
 };
 
-// Dead-letter queue: the marker is always available (the HTTP layer inserts it into its 429s);
-// the queue, capture layer and replayer need the `dlq` feature.
-pub use dlq::ThrottleRejected;
+// The marker the HTTP layer inserts into its 429s (read by the dead-letter queue's capture).
 #[cfg(feature = "dlq")]
 pub use dlq::{CaptureOptions, DeadLetterLayer, DeadLetterQueue, DlqEvent, Replayer};
+pub use http::ThrottleRejected;

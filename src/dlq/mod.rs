@@ -52,9 +52,8 @@
 // Without the feature only the marker is built; the links above point at feature-gated items.
 #![cfg_attr(not(feature = "dlq"), allow(rustdoc::broken_intra_doc_links))]
 
-mod marker;
-
-pub use marker::ThrottleRejected;
+// The marker lives with the HTTP layer that inserts it; the queue reads it.
+pub use crate::http::ThrottleRejected;
 
 #[cfg(feature = "dlq")]
 pub mod capture;

@@ -112,6 +112,7 @@ pub mod future;
 mod headers;
 mod key;
 mod layer;
+mod rejected;
 mod service;
 mod swap;
 mod tier;
@@ -128,6 +129,7 @@ pub use key::{
     DEFAULT_IPV6_PREFIX,
 };
 pub use layer::AdaptiveThrottleLayer;
+pub use rejected::ThrottleRejected;
 pub use service::AdaptiveThrottleService;
 pub use swap::Swappable;
 pub use tier::{FixedTier, TierExtractor, TierHeader};

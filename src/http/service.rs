@@ -149,13 +149,12 @@ where
                 );
                 // Marks the 429 as the throttle's own, so a `DeadLetterLayer` outside can park
                 // the request for replay.
-                res.extensions_mut()
-                    .insert(crate::dlq::ThrottleRejected::new(
-                        decision
-                            .reason
-                            .unwrap_or(crate::RejectReason::RateLimitExceeded),
-                        decision.tier,
-                    ));
+                res.extensions_mut().insert(super::ThrottleRejected::new(
+                    decision
+                        .reason
+                        .unwrap_or(crate::RejectReason::RateLimitExceeded),
+                    decision.tier,
+                ));
                 // Our own 429 never feeds the controller: nothing is recorded.
                 return ResponseFuture::rejected(res);
             }

@@ -1,5 +1,5 @@
-//! The marker a throttle's 429 response carries, always built (no feature), so the HTTP layer can
-//! insert it whether or not the `dlq` feature is on.
+//! The marker a throttle's 429 response carries, so an outer layer (the dead-letter queue's
+//! capture) can tell the throttle's own rejections from the service's.
 
 use crate::decision::{RejectReason, Tier};
 
