@@ -9,7 +9,7 @@
 //! | emergency level 1 / 2 / 3 | cap `base × 0.8 / 0.5` / floor and freeze; per-tier multipliers |
 //! | breaker open / half-open | cap floor / `initial × 0.5` |
 //! | kill switch | freeze (the limit is kept, not moved) |
-//! | full stop | limit 0: everything rejected until [`break_glass`](crate::AdaptiveThrottle::break_glass) |
+//! | full stop | limit 0: everything rejected until [`break_glass`](crate::Governance::break_glass) |
 //!
 //! `base` is the limit in force just before the first reduction started. Every cap is at least
 //! `min_limit` (full stop excepted). Critical traffic keeps being checked against `base` while a

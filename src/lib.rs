@@ -54,16 +54,23 @@
 //!
 //! # Layout
 //!
-//! - [`signal`]: latency samples → smoothed latency and trend.
-//! - [`control`]: the limit, the ladder, regimes, freezes, the recovery ramp (pure).
+//! One-way layers, each using only those below it (the whole map, and how a request flows
+//! through the files, is in `ARCHITECTURE.md`):
+//!
+//! - [`config`]: [`ThrottleConfig`] and its concurrency section, validated by `build()` (a leaf
+//!   everything may use).
+//! - The pure adaptive loop (private): latency signals, the controller with its ladder, regimes,
+//!   freezes and recovery ramp; [`governance`] and [`breaker`] describe its external inputs.
 //! - [`strategy`]: ThrottleKit-conformant rate strategies (pure).
-//! - [`concurrency`]: the adaptive in-flight limit (Gradient2, AIMD) and its RAII permit.
-//! - [`governance`], [`breaker`]: external inputs that reduce or freeze the limit.
-//! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`].
+//! - The concurrency axis (private): the adaptive in-flight limit (Gradient2, AIMD) behind
+//!   [`ConcurrencyPermit`].
+//! - [`AdaptiveThrottle`]: one cheap-to-clone handle joining them under one [`Clock`]; its
+//!   governance inputs on one view, [`Governance`]; its snapshots in [`stats`]; where it applies
+//!   in [`rules`].
 //! - [`http`]: [`AdaptiveThrottleLayer`], the tower/axum/hyper middleware (keys, tiers, 429s,
 //!   `RateLimit` headers).
-//! - [`registry`], [`audit`], [`counters`], `metrics`, `admin`: operating it.
 //! - [`dlq`]: parking rejected idempotent requests and replaying them after recovery.
+//! - [`registry`], [`audit`], `metrics`, `admin`: operating it.
 //!
 //! # Features
 //!
@@ -74,6 +81,7 @@
 //! | `metrics` | Prometheus / OpenMetrics exposition (`prometheus-client`) |
 //! | `axum` | the admin router and console; `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
 //! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
+//! | `conformance` | ThrottleKit's token budget and lease spender in [`strategy`] |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

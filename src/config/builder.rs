@@ -81,7 +81,7 @@ impl ThrottleConfigBuilder {
         self
     }
 
-    /// Turns the concurrency axis on with `cfg` (see [`crate::concurrency`]).
+    /// Turns the concurrency axis on with `cfg` (see [`ConcurrencyConfig`]).
     pub fn concurrency(mut self, cfg: ConcurrencyConfig) -> Self {
         self.cfg.concurrency = Some(cfg);
         self

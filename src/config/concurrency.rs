@@ -34,9 +34,26 @@ pub const DEFAULT_NON_ESSENTIAL_SHARE: f64 = 0.6;
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum ConcurrencyAlgorithm {
-    /// Netflix Gradient2 (see [`Gradient2`](super::Gradient2)).
+    /// Netflix Gradient2, with two documented additions: a dropped sample sets the gradient to
+    /// its floor 0.5 (ThrottleKit TK-026; Netflix ignores drops, issue #176), and the upper
+    /// gradient clamp is a parameter (Netflix 1.0).
+    ///
+    /// Per update, with `short` the sample's RTT:
+    ///
+    /// 1. `long = EMA(long, short)`; if `long / short > 2`, `long ← 0.95 × long` (drift guard).
+    /// 2. If `inflight < estimate / 2`, hold (the load, not the server, limits the work).
+    /// 3. `gradient = clamp(tolerance × long / short, 0.5, max_gradient)` (0.5 when dropped).
+    /// 4. `new = estimate × gradient + queue`; `estimate ← estimate × (1 − s) + new × s`.
+    /// 5. Clamp to `[min, max]`.
     Gradient2(Gradient2Params),
-    /// Additive increase, multiplicative decrease (see [`Aimd`](super::Aimd)).
+    /// Additive increase, multiplicative decrease:
+    ///
+    /// - on a drop, a sample slower than `timeout`, or (when set) slower than
+    ///   `latency_tolerance × no-load RTT`: `L ← ⌊L × backoff_ratio⌋`;
+    /// - else if `inflight × 2 ≥ L`: `L ← L + 1`;
+    /// - clamp to `[min, max]`.
+    ///
+    /// The no-load RTT is the minimum of the last `noload_window` samples.
     Aimd(AimdParams),
 }
 

@@ -131,17 +131,6 @@ impl Signal {
 }
 
 /// The adaptive limit and everything that moves it. See the [module docs](super).
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_adaptive_throttle::{control::Controller, ThrottleConfig};
-///
-/// let mut c = Controller::new(ThrottleConfig::baldur());
-/// let mut events = Vec::new();
-/// c.record(Duration::from_millis(600), Duration::ZERO, &mut events);
-/// assert_eq!(c.limit(), 70);
-/// assert_eq!(events.len(), 2); // SLA critical, limit changed
-/// ```
 #[derive(Debug, Clone)]
 pub(crate) struct Controller {
     cfg: Arc<ThrottleConfig>,

@@ -32,15 +32,6 @@ pub(super) struct Adjustment {
 /// 5. otherwise hold.
 ///
 /// The result is clamped to `[min_limit, max_limit]`.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_adaptive_throttle::{control::{next_limit, LadderInput}, ThrottleConfig};
-///
-/// let cfg = ThrottleConfig::baldur();
-/// let slow = LadderInput { rtt: Duration::from_millis(600), gradient: 0.0 };
-/// assert_eq!(next_limit(100, slow, &cfg).limit, 70);
-/// ```
 pub(super) fn next_limit(current: u32, input: LadderInput, cfg: &ThrottleConfig) -> Adjustment {
     let cut = |ratio: f64| (f64::from(current) * ratio).floor() as u64;
     let (raw, reason) = if input.rtt >= cfg.sla_critical {
@@ -85,6 +76,16 @@ mod tests {
             rtt: Duration::from_millis(rtt_ms),
             gradient,
         }
+    }
+
+    #[test]
+    fn a_critical_latency_cuts_by_the_critical_ratio() {
+        let cfg = ThrottleConfig::baldur();
+        let slow = LadderInput {
+            rtt: Duration::from_millis(600),
+            gradient: 0.0,
+        };
+        assert_eq!(next_limit(100, slow, &cfg).limit, 70);
     }
 
     /// (current, rtt ms, gradient) → (next, reason), with `ThrottleConfig::baldur()`.

@@ -1,8 +1,8 @@
 //! [`ThrottleRegistry`]: named throttles, their rules, and runtime control — a value you pass
 //! around, never a global.
 //!
-//! Rules ([`Rule`](crate::rules::Rule), [`Bypass`](crate::rules::Bypass), collected in a
-//! [`RuleSet`](crate::rules::RuleSet)) restrict where a throttle applies.
+//! Rules ([`crate::rules::Rule`], [`crate::rules::Bypass`], collected in a
+//! [`crate::rules::RuleSet`]) restrict where a throttle applies.
 //! Path patterns are split on `/`: `*` matches exactly one segment, `**` any number of segments
 //! (including none), anything else matches literally — `/api/*/orders` matches
 //! `/api/v1/orders`; `/static/**` matches `/static`, `/static/a` and `/static/a/b.css`.

@@ -12,18 +12,6 @@ const RECENT_WINDOW: Duration = Duration::from_secs(10);
 ///
 /// `smoothed = α·rtt + (1 − α)·smoothed` (the first sample seeds it);
 /// `gradient = (smoothed − previous) / previous`, and zero until `min_samples` samples exist.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_adaptive_throttle::signal::{EmaGradient, LatencySignal};
-///
-/// let mut s = EmaGradient::new(0.5, 3);
-/// let t = Duration::ZERO;
-/// s.add(Duration::from_millis(100), t);
-/// s.add(Duration::from_millis(100), t);
-/// s.add(Duration::from_millis(200), t); // smoothed 100 → 150
-/// assert!((s.snapshot(t).gradient - 0.5).abs() < 1e-9);
-/// ```
 #[derive(Debug, Clone)]
 pub(crate) struct EmaGradient {
     smoothing: f64,
@@ -116,6 +104,16 @@ mod tests {
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
+    }
+
+    #[test]
+    fn the_third_sample_gives_the_relative_step_of_the_average() {
+        let mut s = EmaGradient::new(0.5, 3);
+        let t = Duration::ZERO;
+        s.add(Duration::from_millis(100), t);
+        s.add(Duration::from_millis(100), t);
+        s.add(Duration::from_millis(200), t); // smoothed 100 → 150
+        assert!((s.snapshot(t).gradient - 0.5).abs() < 1e-9);
     }
 
     #[test]
