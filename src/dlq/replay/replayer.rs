@@ -170,6 +170,17 @@ where
     ///
     /// The returned future owns clones of what it needs (it does not borrow `self`).
     pub fn replay_once(&self) -> impl Future<Output = ReplayReport> {
+        self.run(None)
+    }
+
+    /// [`replay_once`](Self::replay_once) started by the operator `actor`, who is recorded as
+    /// the source of the run's events in the queue's audit trail.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn replay_as(&self, actor: &str) -> impl Future<Output = ReplayReport> {
+        self.run(Some(actor.to_owned()))
+    }
+
+    fn run(&self, actor: Option<String>) -> impl Future<Output = ReplayReport> {
         run(
             self.dlq.clone(),
             self.throttle.clone(),
@@ -177,6 +188,7 @@ where
             self.config.clone(),
             self.classifier.clone(),
             self.hook.clone(),
+            actor,
         )
     }
 }

@@ -41,7 +41,16 @@ fn release(leases: impl DoubleEndedIterator<Item = Lease>) {
     }
 }
 
-/// One run (see [`Replayer::replay_once`](super::Replayer::replay_once)).
+/// Publishes `event` on the queue; `actor`, when given, is its source in the queue's audit trail.
+fn emit(dlq: &DeadLetterQueue, actor: Option<&str>, event: DlqEvent) {
+    match actor {
+        Some(actor) => crate::audit::with_actor(actor, || dlq.emit(event)),
+        None => dlq.emit(event),
+    }
+}
+
+/// One run (see [`Replayer::replay_once`](super::Replayer::replay_once)); `actor` names the
+/// operator who started it, if one did.
 pub(super) async fn run<S, B, R>(
     dlq: DeadLetterQueue,
     throttle: AdaptiveThrottle,
@@ -49,6 +58,7 @@ pub(super) async fn run<S, B, R>(
     config: ReplayConfig,
     classifier: Arc<dyn ReplayClassifier>,
     hook: Option<RequestHook<B>>,
+    actor: Option<String>,
 ) -> ReplayReport
 where
     S: Service<Request<B>, Response = Response<R>>,
@@ -73,11 +83,15 @@ where
         return report;
     }
     report.started = true;
-    dlq.emit(DlqEvent::ReplayStarted {
-        at: dlq.now(),
-        pending,
-        recovery_percent: health.recovery_percent(),
-    });
+    emit(
+        &dlq,
+        actor.as_deref(),
+        DlqEvent::ReplayStarted {
+            at: dlq.now(),
+            pending,
+            recovery_percent: health.recovery_percent(),
+        },
+    );
     let marker = HeaderValue::from_static("1");
     'run: loop {
         let batch = dlq.take_batch(config.batch_size());
@@ -136,11 +150,15 @@ where
         tokio::time::sleep(config.interval() * pace_multiplier(health.ratio())).await;
     }
     report.remaining = dlq.len();
-    dlq.emit(DlqEvent::ReplayCompleted {
-        at: dlq.now(),
-        replayed: report.replayed,
-        failed: report.failed,
-        remaining: report.remaining,
-    });
+    emit(
+        &dlq,
+        actor.as_deref(),
+        DlqEvent::ReplayCompleted {
+            at: dlq.now(),
+            replayed: report.replayed,
+            failed: report.failed,
+            remaining: report.remaining,
+        },
+    );
     report
 }

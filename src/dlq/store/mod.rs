@@ -3,7 +3,7 @@
 //!
 //! - `types`: entries, ids, states, counters, events and configuration errors;
 //! - `builder`: [`DeadLetterQueueBuilder`] and the defaults;
-//! - `queue`: [`DeadLetterQueue`] — storing, listing, purging and events;
+//! - `queue`: [`DeadLetterQueue`] — storing, listing, purging, events and audit trail;
 //! - `lease`: hand-out for replay and how each attempt is settled.
 
 mod builder;

@@ -1,4 +1,4 @@
-//! [`DeadLetterQueue`]: the bounded queue itself, its counters and its events.
+//! [`DeadLetterQueue`]: the bounded queue itself, its counters, its events and its audit trail.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -12,6 +12,7 @@ use super::builder::{DeadLetterQueueBuilder, Settings};
 use super::types::{
     CapturedRequest, DeadLetter, DlqConfigError, DlqEvent, DlqStats, EntryId, EntryState,
 };
+use crate::audit::AuditTrail;
 use crate::clock::Clock;
 use crate::decision::{RejectReason, Tier};
 
@@ -42,6 +43,7 @@ pub(super) struct Inner {
     pub(super) max_attempts: u32,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<DlqEvent>,
+    audit: AuditTrail<DlqEvent>,
     pub(super) state: Mutex<State>,
     skipped_tiers: Vec<Tier>,
 }
@@ -95,6 +97,7 @@ impl DeadLetterQueue {
                 max_attempts: settings.max_attempts,
                 clock: settings.clock,
                 events,
+                audit: AuditTrail::default(),
                 state: Mutex::new(State::default()),
                 skipped_tiers: settings.skipped_tiers,
             }),
@@ -123,6 +126,14 @@ impl DeadLetterQueue {
     /// A receiver of every [`DlqEvent`] from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<DlqEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The queue's audit trail: every [`DlqEvent`], with its source — the operator named by
+    /// the admin router for the runs it starts (`POST /dlq/replay`), governance otherwise —
+    /// in a bounded ring (default 1 000 entries; [`AuditTrail::set_capacity`],
+    /// [`AuditTrail::set_sink`]).
+    pub fn audit(&self) -> &AuditTrail<DlqEvent> {
+        &self.inner.audit
     }
 
     /// Counters and sizes.
@@ -251,63 +262,11 @@ impl DeadLetterQueue {
         }
     }
 
-    /// Sends `event` to subscribers (none is not an error).
+    /// Records `event` in the audit trail (the actor of the current thread, if any, is its
+    /// source) and sends it to subscribers (none is not an error).
     pub(crate) fn emit(&self, event: DlqEvent) {
+        self.inner.audit.record_event(&event);
         let _ = self.inner.events.send(event);
-    }
-}
-
-/// Bridging the queue's events into a throttle's event stream and audit trail.
-impl DeadLetterQueue {
-    /// Forwards this queue's events to `throttle`'s subscribers (the admin event stream, the
-    /// console) and audit trail, as [`ThrottleEvent::RejectionStored`](crate::ThrottleEvent::RejectionStored),
-    /// [`ThrottleEvent::RejectionOverflow`](crate::ThrottleEvent::RejectionOverflow), [`ThrottleEvent::ReplayStarted`](crate::ThrottleEvent::ReplayStarted) and
-    /// [`ThrottleEvent::ReplayCompleted`](crate::ThrottleEvent::ReplayCompleted). Must be called within a tokio runtime; the task ends
-    /// when the queue is dropped, or when the handle is aborted.
-    pub fn forward_events_to(
-        &self,
-        throttle: &crate::AdaptiveThrottle,
-    ) -> tokio::task::JoinHandle<()> {
-        use crate::events::ThrottleEvent as E;
-        let mut events = self.subscribe();
-        let throttle = throttle.clone();
-        tokio::spawn(async move {
-            loop {
-                let event = match events.recv().await {
-                    Ok(e) => e,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                throttle.publish(match event {
-                    DlqEvent::RejectionStored {
-                        at, tier, reason, ..
-                    } => E::RejectionStored { at, tier, reason },
-                    DlqEvent::Overflow {
-                        at, dropped_total, ..
-                    } => E::RejectionOverflow { at, dropped_total },
-                    DlqEvent::ReplayStarted {
-                        at,
-                        pending,
-                        recovery_percent,
-                    } => E::ReplayStarted {
-                        at,
-                        pending,
-                        recovery_percent,
-                    },
-                    DlqEvent::ReplayCompleted {
-                        at,
-                        replayed,
-                        failed,
-                        remaining,
-                    } => E::ReplayCompleted {
-                        at,
-                        replayed,
-                        failed,
-                        remaining,
-                    },
-                });
-            }
-        })
     }
 }
 
@@ -316,6 +275,7 @@ mod tests {
     use super::super::lease::Delivery;
     use super::super::testing::{accounted, queue, request};
     use super::*;
+    use crate::audit::AuditSource;
     use crate::clock::ManualClock;
 
     #[test]
@@ -423,5 +383,28 @@ mod tests {
         let e = &q.list()[0];
         assert_eq!(e.captured_at, Duration::from_secs(7));
         assert_eq!((e.tier, e.reason), (Tier::Critical, RejectReason::FullStop));
+    }
+
+    #[test]
+    fn events_reach_the_queues_own_audit_trail_with_their_actor() {
+        let q = queue(1, 3);
+        q.push(
+            request("/a"),
+            Tier::Standard,
+            RejectReason::RateLimitExceeded,
+        );
+        crate::audit::with_actor("alice", || {
+            q.push(
+                request("/b"),
+                Tier::Standard,
+                RejectReason::RateLimitExceeded,
+            )
+        });
+        let entries = q.audit().recent(10);
+        let kinds: Vec<_> = entries.iter().map(|e| e.event.kind()).collect();
+        assert_eq!(kinds, ["rejection_stored", "overflow"]);
+        assert_eq!(entries[0].source, AuditSource::Governance);
+        assert_eq!(entries[1].source, AuditSource::Operator("alice".into()));
+        assert_eq!(entries[1].seq, 2);
     }
 }

@@ -7,10 +7,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 
+use crate::audit::AuditEvent;
 use crate::decision::{RejectReason, Tier};
 
 /// Identifier of one captured request, unique within its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 pub struct EntryId(u64);
 
 impl EntryId {
@@ -164,9 +167,15 @@ pub struct DlqStats {
 }
 
 /// Something that happened to a dead-letter queue, published on
-/// [`DeadLetterQueue::subscribe`](crate::dlq::DeadLetterQueue::subscribe). Times are on the
-/// queue's clock.
+/// [`DeadLetterQueue::subscribe`](crate::dlq::DeadLetterQueue::subscribe) and recorded in the
+/// queue's audit trail ([`DeadLetterQueue::audit`](crate::dlq::DeadLetterQueue::audit)). Times
+/// are on the queue's clock.
+///
+/// With the `serde` feature it serialises like [`ThrottleEvent`](crate::ThrottleEvent): a
+/// `type` field holding its [`kind`](Self::kind), then its fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum DlqEvent {
     /// A rejected request was stored.
@@ -221,6 +230,23 @@ impl DlqEvent {
             Self::Overflow { .. } => "overflow",
             Self::ReplayStarted { .. } => "replay_started",
             Self::ReplayCompleted { .. } => "replay_completed",
+        }
+    }
+}
+
+/// The queue records its events in an audit trail of its own
+/// ([`DeadLetterQueue::audit`](crate::dlq::DeadLetterQueue::audit)).
+impl AuditEvent for DlqEvent {
+    fn kind(&self) -> &'static str {
+        DlqEvent::kind(self)
+    }
+
+    fn at(&self) -> Duration {
+        match self {
+            Self::RejectionStored { at, .. }
+            | Self::Overflow { at, .. }
+            | Self::ReplayStarted { at, .. }
+            | Self::ReplayCompleted { at, .. } => *at,
         }
     }
 }
