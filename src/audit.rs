@@ -6,6 +6,10 @@
 //! an [`AuditSink`] that ships it elsewhere. The sink runs on its own thread behind a bounded
 //! queue: a slow sink never blocks a request and never grows memory; entries it could not take
 //! are counted in [`AuditTrail::dropped`].
+//!
+//! A trail records one type of event, any [`AuditEvent`]: [`ThrottleEvent`] unless named
+//! otherwise (`AuditTrail` is `AuditTrail<ThrottleEvent>`). Components with events of their own
+//! keep trails of them the same way.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -40,61 +44,77 @@ pub enum AuditSource {
     Operator(String),
 }
 
+/// An event an [`AuditTrail`] can record.
+pub trait AuditEvent: Clone + Send + 'static {
+    /// The snake_case kind of the event.
+    fn kind(&self) -> &'static str;
+
+    /// When it happened, on the clock of whatever produced it.
+    fn at(&self) -> Duration;
+
+    /// True when the adaptive loop itself caused it: recorded as [`AuditSource::Adaptive`]
+    /// when no operator is named, otherwise as [`AuditSource::Governance`]. False by default.
+    fn is_adaptive(&self) -> bool {
+        false
+    }
+}
+
 /// One audited transition.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
-pub struct AuditEntry {
-    /// Sequence number, increasing from 1 for the throttle's lifetime.
+pub struct AuditEntry<E = ThrottleEvent> {
+    /// Sequence number, increasing from 1 for the trail's lifetime.
     pub seq: u64,
-    /// Time on the throttle's clock.
+    /// Time on the clock of the throttle (or other producer) the event came from.
     pub at: Duration,
     /// Wall-clock time, milliseconds since the Unix epoch.
     pub unix_ms: u64,
     /// Who caused it.
     pub source: AuditSource,
     /// What happened (limit changes carry previous, new, reason, rtt and gradient).
-    pub event: ThrottleEvent,
+    pub event: E,
 }
 
 /// Receives every audit entry, on the trail's own thread.
-pub trait AuditSink: Send + Sync + 'static {
+pub trait AuditSink<E = ThrottleEvent>: Send + Sync + 'static {
     /// Ships one entry. May take its time: requests never wait for it.
-    fn record(&self, entry: &AuditEntry);
+    fn record(&self, entry: &AuditEntry<E>);
 }
 
-impl<F> AuditSink for F
+impl<E, F> AuditSink<E> for F
 where
-    F: Fn(&AuditEntry) + Send + Sync + 'static,
+    F: Fn(&AuditEntry<E>) + Send + Sync + 'static,
 {
-    fn record(&self, entry: &AuditEntry) {
+    fn record(&self, entry: &AuditEntry<E>) {
         self(entry)
     }
 }
 
-/// The bounded trail of one throttle. See the [module docs](self).
-pub struct AuditTrail {
-    ring: Mutex<Ring>,
-    sink: Mutex<Option<SyncSender<AuditEntry>>>,
+/// The bounded trail of one throttle (or of another producer's events, see [`AuditEvent`]).
+/// See the [module docs](self).
+pub struct AuditTrail<E = ThrottleEvent> {
+    ring: Mutex<Ring<E>>,
+    sink: Mutex<Option<SyncSender<AuditEntry<E>>>>,
     dropped: Arc<AtomicU64>,
     seq: AtomicU64,
 }
 
-struct Ring {
-    entries: VecDeque<AuditEntry>,
+struct Ring<E> {
+    entries: VecDeque<AuditEntry<E>>,
     capacity: usize,
 }
 
-impl fmt::Debug for AuditTrail {
+impl<E> fmt::Debug for AuditTrail<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditTrail")
             .field("len", &self.ring.lock().entries.len())
-            .field("dropped", &self.dropped())
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
             .finish()
     }
 }
 
-impl Default for AuditTrail {
+impl<E: AuditEvent> Default for AuditTrail<E> {
     fn default() -> Self {
         Self::new(DEFAULT_AUDIT_CAPACITY)
     }
@@ -116,7 +136,7 @@ fn current_actor() -> Option<String> {
     ACTOR.with(|a| a.borrow().clone())
 }
 
-impl AuditTrail {
+impl<E: AuditEvent> AuditTrail<E> {
     /// A trail keeping the latest `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -146,8 +166,8 @@ impl AuditTrail {
     /// # Errors
     ///
     /// The operating system's error if the sink thread cannot be started.
-    pub fn set_sink(&self, sink: impl AuditSink, queue: usize) -> std::io::Result<()> {
-        let (tx, rx) = sync_channel::<AuditEntry>(queue.max(1));
+    pub fn set_sink(&self, sink: impl AuditSink<E>, queue: usize) -> std::io::Result<()> {
+        let (tx, rx) = sync_channel::<AuditEntry<E>>(queue.max(1));
         std::thread::Builder::new()
             .name("throttle-audit-sink".into())
             .spawn(move || {
@@ -166,7 +186,7 @@ impl AuditTrail {
     }
 
     /// The latest `n` entries, oldest first.
-    pub fn recent(&self, n: usize) -> Vec<AuditEntry> {
+    pub fn recent(&self, n: usize) -> Vec<AuditEntry<E>> {
         let ring = self.ring.lock();
         let skip = ring.entries.len().saturating_sub(n);
         ring.entries.iter().skip(skip).cloned().collect()
@@ -184,13 +204,13 @@ impl AuditTrail {
 
     /// Records the audit entry of an event (the actor of the current thread, if any, is the
     /// source; otherwise it is derived from the event).
-    pub(crate) fn record_event(&self, event: &ThrottleEvent) {
+    pub(crate) fn record_event(&self, event: &E) {
         let source = match current_actor() {
             Some(actor) => AuditSource::Operator(actor),
-            None if is_adaptive(event) => AuditSource::Adaptive,
+            None if event.is_adaptive() => AuditSource::Adaptive,
             None => AuditSource::Governance,
         };
-        let at = event_time(event);
+        let at = event.at();
         let entry = AuditEntry {
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             at,
@@ -216,44 +236,46 @@ impl AuditTrail {
     }
 }
 
-fn is_adaptive(event: &ThrottleEvent) -> bool {
-    match event {
-        ThrottleEvent::LimitChanged(c) => c.reason.is_adaptive(),
-        ThrottleEvent::SlaWarning { .. }
-        | ThrottleEvent::SlaCritical { .. }
-        | ThrottleEvent::LimitRecovered { .. }
-        | ThrottleEvent::RampStage { .. }
-        | ThrottleEvent::RampCompleted { .. } => true,
-        _ => false,
+impl AuditEvent for ThrottleEvent {
+    fn kind(&self) -> &'static str {
+        ThrottleEvent::kind(self)
     }
-}
 
-fn event_time(event: &ThrottleEvent) -> Duration {
-    match event {
-        ThrottleEvent::LimitChanged(c) => c.at,
-        ThrottleEvent::SlaWarning { at, .. }
-        | ThrottleEvent::SlaCritical { at, .. }
-        | ThrottleEvent::LimitRecovered { at, .. }
-        | ThrottleEvent::Frozen { at, .. }
-        | ThrottleEvent::Unfrozen { at, .. }
-        | ThrottleEvent::RampStarted { at, .. }
-        | ThrottleEvent::RampStage { at, .. }
-        | ThrottleEvent::RampCompleted { at, .. }
-        | ThrottleEvent::BreakerStateChanged { at, .. }
-        | ThrottleEvent::EmergencyLevelChanged { at, .. }
-        | ThrottleEvent::ErrorBudgetChanged { at, .. }
-        | ThrottleEvent::LoadSheddingChanged { at, .. }
-        | ThrottleEvent::Upstream429 { at, .. }
-        | ThrottleEvent::CooldownEnded { at }
-        | ThrottleEvent::FullStop { at }
-        | ThrottleEvent::BreakGlass { at, .. }
-        | ThrottleEvent::ConfigSwapped { at }
-        | ThrottleEvent::Reset { at }
-        | ThrottleEvent::EnabledChanged { at, .. }
-        | ThrottleEvent::RejectionStored { at, .. }
-        | ThrottleEvent::RejectionOverflow { at, .. }
-        | ThrottleEvent::ReplayStarted { at, .. }
-        | ThrottleEvent::ReplayCompleted { at, .. } => *at,
+    fn at(&self) -> Duration {
+        match self {
+            Self::LimitChanged(c) => c.at,
+            Self::SlaWarning { at, .. }
+            | Self::SlaCritical { at, .. }
+            | Self::LimitRecovered { at, .. }
+            | Self::Frozen { at, .. }
+            | Self::Unfrozen { at, .. }
+            | Self::RampStarted { at, .. }
+            | Self::RampStage { at, .. }
+            | Self::RampCompleted { at, .. }
+            | Self::BreakerStateChanged { at, .. }
+            | Self::EmergencyLevelChanged { at, .. }
+            | Self::ErrorBudgetChanged { at, .. }
+            | Self::LoadSheddingChanged { at, .. }
+            | Self::Upstream429 { at, .. }
+            | Self::CooldownEnded { at }
+            | Self::FullStop { at }
+            | Self::BreakGlass { at, .. }
+            | Self::ConfigSwapped { at }
+            | Self::Reset { at }
+            | Self::EnabledChanged { at, .. } => *at,
+        }
+    }
+
+    fn is_adaptive(&self) -> bool {
+        match self {
+            Self::LimitChanged(c) => c.reason.is_adaptive(),
+            Self::SlaWarning { .. }
+            | Self::SlaCritical { .. }
+            | Self::LimitRecovered { .. }
+            | Self::RampStage { .. }
+            | Self::RampCompleted { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -303,42 +303,6 @@ pub enum ThrottleEvent {
         /// Clock time.
         at: Duration,
     },
-    /// A rejected request was parked in a dead-letter queue (forwarded from the queue).
-    RejectionStored {
-        /// Clock time of the queue.
-        at: Duration,
-        /// Its tier.
-        tier: crate::Tier,
-        /// Why it was rejected.
-        reason: crate::RejectReason,
-    },
-    /// A dead-letter queue was full and dropped a rejected request.
-    RejectionOverflow {
-        /// Clock time of the queue.
-        at: Duration,
-        /// Requests dropped this way so far.
-        dropped_total: u64,
-    },
-    /// A replay of parked requests started.
-    ReplayStarted {
-        /// Clock time of the queue.
-        at: Duration,
-        /// Entries pending.
-        pending: usize,
-        /// Current limit as a percentage of the initial limit.
-        recovery_percent: u32,
-    },
-    /// A replay run ended.
-    ReplayCompleted {
-        /// Clock time of the queue.
-        at: Duration,
-        /// Replayed successfully.
-        replayed: u64,
-        /// Failed attempts.
-        failed: u64,
-        /// Entries still waiting.
-        remaining: usize,
-    },
     /// The throttle was disabled (pass-through) or enabled again.
     EnabledChanged {
         /// Clock time.
@@ -372,10 +336,6 @@ impl ThrottleEvent {
             Self::ConfigSwapped { .. } => "config_swapped",
             Self::Reset { .. } => "reset",
             Self::EnabledChanged { .. } => "enabled_changed",
-            Self::RejectionStored { .. } => "rejection_stored",
-            Self::RejectionOverflow { .. } => "rejection_overflow",
-            Self::ReplayStarted { .. } => "replay_started",
-            Self::ReplayCompleted { .. } => "replay_completed",
         }
     }
 }

@@ -20,10 +20,11 @@
 //! |---|---|
 //! | `GET /` | every throttle's stats (JSON array of `{name, stats}`) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
-//! | `GET /events` | server-sent events: `throttle` events as they happen and a `tick` snapshot every second (`?throttle=name` to filter) |
+//! | `GET /events` | server-sent events: `throttle` events as they happen and a `tick` snapshot every second (`?throttle=name` to filter); with a dead-letter queue, its `dlq` events too |
 //! | `GET /console` | the live console (HTML, works offline) |
 //! | `GET /{name}` | one throttle's stats, governance, breaker and counters |
 //! | `GET /{name}/audit?limit=N` | the latest audit entries |
+//! | `GET /dlq/audit?limit=N` (feature `dlq`) | the latest audit entries of the dead-letter queue |
 //!
 //! Routes that need `Authorization: Bearer <token>` (401 without it, or when no token is
 //! configured; the comparison is constant-time). The actor recorded in the audit trail is the
@@ -122,6 +123,7 @@ impl AdminOptions {
         #[cfg(feature = "dlq")]
         let routes = Router::new()
             .route("/dlq", get(dlq::list))
+            .route("/dlq/audit", get(dlq::audit))
             .route("/dlq/replay", post(dlq::replay))
             .route("/dlq/purge", post(dlq::purge))
             .route("/dlq/purge-failed", post(dlq::purge_failed));

@@ -1,8 +1,16 @@
 //! `GET /events`: server-sent events of every throttle (or one, with `?throttle=name`).
 //!
-//! Two kinds of message: `throttle` — a `ThrottleEvent` as it happens, with the throttle's
-//! name — and `tick` — a snapshot every tick interval (limit, smoothed latency, gradient, regime,
-//! ramp, request totals) from which a client derives rates.
+//! Kinds of message:
+//!
+//! - `throttle`: a `ThrottleEvent` as it happens, with the throttle's name —
+//!   `{"throttle": name, "kind": kind, "event": {"type": kind, "at": ms, ...}}`;
+//! - `dlq` (feature `dlq`, when the router has a dead-letter queue, whatever the `?throttle`
+//!   filter): a `DlqEvent` of the queue as it happens — `{"kind": kind, "event": {"type":
+//!   kind, "at": ms, ...}}`;
+//! - `tick`: a snapshot every tick interval (limit, smoothed latency, gradient, regime, ramp,
+//!   request totals) from which a client derives rates;
+//! - `lagged`: events this client missed because it read too slowly —
+//!   `{"throttle": name, "missed": n}` or, for the queue's, `{"dlq": true, "missed": n}`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -38,36 +46,39 @@ pub(super) async fn events(
         .collect();
     let (tx, rx) = mpsc::channel::<Event>(CLIENT_QUEUE);
     for (name, t) in &throttles {
-        let mut events = t.subscribe();
-        let tx = tx.clone();
         let name = name.clone();
-        // Ends as soon as the client goes away (even on a quiet throttle) or the throttle is
-        // dropped.
-        tokio::spawn(async move {
-            loop {
-                let received = tokio::select! {
-                    received = events.recv() => received,
-                    () = tx.closed() => return,
-                };
-                let event = match received {
-                    Ok(e) => {
-                        let body = to_ms(json!({
-                            "throttle": name,
-                            "kind": e.kind(),
-                            "event": serde_json::to_value(&e).unwrap_or(Value::Null),
-                        }));
-                        Event::default().event("throttle").data(body.to_string())
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
-                        .event("lagged")
-                        .data(json!({ "throttle": name, "missed": n }).to_string()),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if tx.send(event).await.is_err() {
-                    return;
-                }
+        forward(t.subscribe(), tx.clone(), move |received| match received {
+            Ok(e) => {
+                let body = to_ms(json!({
+                    "throttle": name,
+                    "kind": e.kind(),
+                    "event": serde_json::to_value(&e).unwrap_or(Value::Null),
+                }));
+                Event::default().event("throttle").data(body.to_string())
             }
+            Err(missed) => Event::default()
+                .event("lagged")
+                .data(json!({ "throttle": name, "missed": missed }).to_string()),
         });
+    }
+    #[cfg(feature = "dlq")]
+    if let Some(d) = s.dlq.as_ref() {
+        forward(
+            d.queue().subscribe(),
+            tx.clone(),
+            |received| match received {
+                Ok(e) => {
+                    let body = to_ms(json!({
+                        "kind": e.kind(),
+                        "event": serde_json::to_value(&e).unwrap_or(Value::Null),
+                    }));
+                    Event::default().event("dlq").data(body.to_string())
+                }
+                Err(missed) => Event::default()
+                    .event("lagged")
+                    .data(json!({ "dlq": true, "missed": missed }).to_string()),
+            },
+        );
     }
     let tick = s.tick;
     let snapshot_of = Arc::new(throttles);
@@ -82,6 +93,32 @@ pub(super) async fn events(
             Some((Ok(event), (rx, interval, throttles)))
         });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Sends what `events` receives to the client, as the messages `message` makes of them (`Ok`
+/// an event, `Err` how many were missed). Ends as soon as the client goes away (even when no
+/// event comes) or the events' source (throttle or queue) is dropped.
+fn forward<E: Clone + Send + 'static>(
+    mut events: broadcast::Receiver<E>,
+    tx: mpsc::Sender<Event>,
+    message: impl Fn(Result<E, u64>) -> Event + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                received = events.recv() => received,
+                () = tx.closed() => return,
+            };
+            let event = match received {
+                Ok(e) => message(Ok(e)),
+                Err(broadcast::error::RecvError::Lagged(n)) => message(Err(n)),
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 fn tick_event(throttles: &[(String, crate::AdaptiveThrottle)]) -> Event {

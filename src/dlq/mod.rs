@@ -5,7 +5,8 @@
 //!
 //! - [`DeadLetterQueue`] (the store): a bounded queue of [`CapturedRequest`]s with an overflow
 //!   counter, at-least-once hand-out and a bounded permanently-failed list; [`DlqEvent`]s on a
-//!   broadcast channel.
+//!   broadcast channel ([`DeadLetterQueue::subscribe`]) and in the queue's own audit trail
+//!   ([`DeadLetterQueue::audit`]).
 //! - [`DeadLetterLayer`] (capture): a tower layer placed **outside** the throttle layer. It
 //!   stores a request when its response is a 429 carrying the [`ThrottleRejected`] marker —
 //!   only for idempotent methods, never for replays, without `Authorization`, `Cookie`,

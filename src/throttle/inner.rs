@@ -291,15 +291,6 @@ impl AdaptiveThrottle {
         result
     }
 
-    /// Publishes an event that happened outside the controller (a dead-letter queue's), to
-    /// subscribers and the audit trail.
-    #[cfg_attr(not(feature = "dlq"), allow(dead_code))]
-    pub(crate) fn publish(&self, event: ThrottleEvent) {
-        crate::log::event(&event);
-        self.inner.audit.record_event(&event);
-        let _ = self.inner.events.send(event);
-    }
-
     /// [`with_controller`](Self::with_controller) at the clock's time now, for a controller
     /// method that takes the time and the event buffer (every governance input and operator
     /// action has that shape).
