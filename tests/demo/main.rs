@@ -1,45 +1,34 @@
 //! The live demo (the project's main job) runs, reports once a second, and its limits move.
+//!
+//! The example's own code (`examples/demo.rs`) runs in-process, over a real socket as with
+//! `cargo run --example demo`, with its report written to a buffer instead of stdout: nothing is
+//! built or spawned. Time is paused tokio time: the backend's service time and the generator's
+//! ticks are virtual and the runtime jumps ahead whenever it is idle, so the five seconds of the
+//! run take a fraction of one, however busy the machine.
 
-use std::path::PathBuf;
-use std::process::Command;
+// `main` and the `--help` text belong to the example binary.
+#[allow(dead_code)]
+#[path = "../../examples/demo.rs"]
+mod demo;
 
-fn demo_binary() -> PathBuf {
-    // Tests run from target/<profile>/deps; a full `cargo test` builds the examples next door.
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/demo.rs");
-    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&path) < modified(&source) {
-        // Run alone (`cargo test --test demo`), the example may be missing or stale.
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--all-features", "--example", "demo"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo builds the demo");
-        assert!(status.success(), "building the demo failed");
-    }
-    path
-}
-
-#[test]
-fn demo_prints_progress_lines_and_the_limits_move() {
+#[tokio::test(start_paused = true)]
+async fn demo_prints_progress_lines_and_the_limits_move() {
     let plot = std::env::temp_dir().join(format!("throttle-demo-{}.svg", std::process::id()));
-    let output = Command::new(demo_binary())
-        .args(["--duration", "5", "--port", "0", "--rps", "200", "--plot"])
-        .arg(&plot)
-        .output()
-        .expect("the demo runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let args = ["--duration", "5", "--port", "0", "--rps", "200", "--plot"]
+        .map(String::from)
+        .into_iter()
+        .chain([plot.display().to_string()]);
+    let options = demo::parse_args(args).expect("the demo's arguments parse");
+    let mut output = Vec::new();
+    let outcome = demo::run(options, &mut output).await;
+    let stdout = String::from_utf8_lossy(&output);
     assert!(
-        output.status.success(),
+        outcome.is_ok(),
         "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        outcome
+            .as_ref()
+            .err()
+            .map_or(String::new(), ToString::to_string)
     );
     assert!(stdout.contains("/admin/throttle/console"), "{stdout}");
     // Progress lines: "<t> <phase> <limit> <inflight> <p50> <p99> <admitted/s> <rejected/s> <regime>"
