@@ -14,12 +14,17 @@
 //! - `--rps N`: healthy capacity in requests per second (default 400)
 //!
 //! No Redis, no configuration.
+//!
+//! The demo's work is [`run`], which writes its report to any `Write`: `main` hands it stdout,
+//! and the test in `tests/demo/` drives it in-process with a short duration on paused tokio time
+//! (hence `tokio::time::Instant`, which is the system's monotonic clock when time is not paused).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::{routing::get, Router};
@@ -28,6 +33,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tower_adaptive_throttle::http::HeaderKey;
 use tower_adaptive_throttle::{
     admin, AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry,
@@ -40,21 +46,23 @@ const MAX_OUTSTANDING: usize = 4000;
 const CLIENT_HEADER: &str = "x-client";
 const TIER_HEADER: &str = "x-priority";
 
-struct Options {
+/// The command line, parsed.
+pub struct Options {
     port: u16,
     duration: Duration,
     plot: Option<PathBuf>,
     capacity_rps: f64,
 }
 
-fn parse_args() -> Result<Options, String> {
+/// Parses the arguments after the program name.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let mut o = Options {
         port: 3000,
         duration: Duration::from_secs(60),
         plot: None,
         capacity_rps: 400.0,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -196,20 +204,22 @@ struct Point {
 
 #[tokio::main]
 async fn main() {
-    let opts = match parse_args() {
+    let opts = match parse_args(std::env::args().skip(1)) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("demo: {e}");
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(opts).await {
+    if let Err(e) = run(opts, &mut std::io::stdout()).await {
         eprintln!("demo: {e}");
         std::process::exit(1);
     }
 }
 
-async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
+/// Runs the demo for `opts.duration`, writing the banner, one progress line per second and the
+/// summary to `out`.
+pub async fn run(opts: Options, out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     let workers = ((opts.capacity_rps * SERVICE_TIME.as_secs_f64()).round() as usize).max(2);
     let backend = Arc::new(Backend::new(workers));
 
@@ -252,17 +262,19 @@ async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    println!("tower-adaptive-throttle live demo on http://{addr}");
-    println!("  console:  http://{addr}/admin/throttle/console");
-    println!("  stats:    http://{addr}/admin/throttle/demo   metrics: http://{addr}/admin/throttle/metrics");
-    println!(
+    writeln!(out, "tower-adaptive-throttle live demo on http://{addr}")?;
+    writeln!(out, "  console:  http://{addr}/admin/throttle/console")?;
+    writeln!(out, "  stats:    http://{addr}/admin/throttle/demo   metrics: http://{addr}/admin/throttle/metrics")?;
+    writeln!(
+        out,
         "  backend:  {workers} workers × {} ms = {:.0} req/s; phases: steady 0.6× → spike 2× → capacity halves (0.9× of the original offered) → recovery 0.8×; {} s",
         SERVICE_TIME.as_millis(),
         opts.capacity_rps,
         opts.duration.as_secs_f64()
-    );
-    println!();
-    println!(
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "{:>5}  {:<13} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}  {:<10}",
         "t(s)",
         "phase",
@@ -273,7 +285,7 @@ async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         "admitted/s",
         "rejected/s",
         "regime"
-    );
+    )?;
 
     let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(512)
@@ -370,7 +382,8 @@ async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
                 p50_ms: pct(0.5),
                 p99_ms: pct(0.99),
             };
-            println!(
+            writeln!(
+                out,
                 "{:>5.0}  {:<13} {:>6} {:>9} {:>8.1} {:>8.1} {:>10} {:>10}  {:<10}",
                 point.t,
                 phase.name(),
@@ -381,13 +394,14 @@ async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
                 admitted,
                 rejected,
                 stats.regime.as_str()
-            );
+            )?;
             points.push(point);
         }
     }
 
     let stats = throttle.stats();
-    println!(
+    writeln!(
+        out,
         "\ndone: {} admitted, {} rejected; limit changes {} up / {} down; SLA warnings {}, criticals {}",
         stats.allowed_requests,
         stats.rejected_requests,
@@ -395,10 +409,10 @@ async fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         stats.adjustments_down,
         stats.sla_warnings,
         stats.sla_criticals
-    );
+    )?;
     if let Some(path) = &opts.plot {
         plot(&points, path)?;
-        println!("chart written to {}", path.display());
+        writeln!(out, "chart written to {}", path.display())?;
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
+use tower_adaptive_throttle::{ThrottleConfig, Tier};
+
+use crate::support::manual;
 
 #[test]
 fn a_million_distinct_keys_stay_within_max_keys() {
@@ -11,8 +13,7 @@ fn a_million_distinct_keys_stay_within_max_keys() {
         .window(Duration::from_secs(60))
         .build()
         .unwrap();
-    let clock = ManualClock::new();
-    let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
+    let (t, clock) = manual(cfg);
     let mut peak = 0;
     for i in 0..1_000_000u64 {
         assert!(t.check(&i, Tier::Standard).allowed);

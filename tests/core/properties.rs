@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tower_adaptive_throttle::config::RateStrategy;
-use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
+use tower_adaptive_throttle::{ThrottleConfig, Tier};
+
+use crate::support::{manual, pinned, proptest_config};
 
 fn preset(baldur: bool) -> tower_adaptive_throttle::ThrottleConfigBuilder {
     if baldur {
@@ -15,7 +17,7 @@ fn preset(baldur: bool) -> tower_adaptive_throttle::ThrottleConfigBuilder {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(128))]
 
     #[test]
     fn limit_always_within_bounds(
@@ -26,8 +28,7 @@ proptest! {
     ) {
         let max = min + span;
         let cfg = preset(baldur).min_limit(min).initial_limit(min + span / 2).max_limit(max).build().unwrap();
-        let clock = ManualClock::new();
-        let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
+        let (t, clock) = manual(cfg);
         for (rtt, advance) in ops {
             t.record_response(Duration::from_millis(rtt));
             clock.advance(Duration::from_millis(advance));
@@ -53,8 +54,7 @@ proptest! {
             .window(Duration::from_secs(1))
             .rate_strategy(rate)
             .build().unwrap();
-        let clock = ManualClock::new();
-        let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
+        let (t, clock) = manual(cfg);
         for (key, advance, slow) in ops {
             let d = t.check(&key, Tier::Standard);
             prop_assert_eq!(d.retry_after.is_zero(), d.allowed, "{:?}", d);
@@ -96,16 +96,12 @@ proptest! {
 }
 
 fn run_pinned(limit: u32, rate: RateStrategy, gaps: &[u64]) -> Vec<u64> {
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(limit)
-        .initial_limit(limit)
-        .max_limit(limit)
+    let cfg = pinned(limit)
         .window(Duration::from_secs(1))
         .rate_strategy(rate)
         .build()
         .unwrap();
-    let clock = ManualClock::new();
-    let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
+    let (t, clock) = manual(cfg);
     let mut admitted = Vec::new();
     let mut now = 0;
     for gap in gaps {

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use tower_adaptive_throttle::{
-    AdaptiveThrottle, ErrorBudget, ManualClock, ThrottleConfig, ThrottleRegistry, Tier,
-};
+use tower_adaptive_throttle::{ErrorBudget, ThrottleConfig, ThrottleRegistry, Tier};
+
+use crate::support::{manual, registry_with, starting_at};
 
 fn parse(text: &str) -> prometheus_parse::Scrape {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
@@ -28,15 +28,8 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
 
 #[test]
 fn exposition_parses_and_counters_move_with_traffic() {
-    let clock = ManualClock::new();
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(1)
-        .initial_limit(2)
-        .build()
-        .unwrap();
-    let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
-    let registry = ThrottleRegistry::new();
-    registry.register("api", t.clone());
+    let (t, _clock) = manual(starting_at(2).build().unwrap());
+    let registry = registry_with("api", &t);
 
     let before = parse(&tower_adaptive_throttle::metrics::render(&registry));
     assert_eq!(

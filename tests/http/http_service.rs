@@ -6,42 +6,29 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tokio::time::advance;
-use tower::Layer;
 use tower_adaptive_throttle::http::{GlobalKey, ResponseBody, RATELIMIT, RATELIMIT_POLICY};
 use tower_adaptive_throttle::{
-    AdaptiveThrottle, AdaptiveThrottleLayer, AdaptiveThrottleService, Decision, ThrottleConfig,
-    Tier,
+    AdaptiveThrottle, AdaptiveThrottleLayer, AdaptiveThrottleService, Decision, Tier,
 };
-use tower_test::mock::{self, Handle, Mock, Spawn};
+use tower_test::mock::{Handle, Mock, Spawn};
 
-type Req = Request<()>;
-type Res = Response<Full<Bytes>>;
-type Svc = AdaptiveThrottleService<Mock<Req, Res>, GlobalKey>;
+use crate::support::{body_bytes, body_json, mock_service, starting_at, MockReq, MockRes};
+
+type Svc = AdaptiveThrottleService<Mock<MockReq, MockRes>, GlobalKey>;
 
 /// Baldur's ladder with a small per-window limit: one response ≥ 500 ms cuts the limit by 0.7,
 /// one ≥ 200 ms (or an overload) by 0.9.
 fn throttle(limit: u32) -> AdaptiveThrottle {
-    let cfg = ThrottleConfig::baldur_builder()
-        .initial_limit(limit)
-        .min_limit(1)
-        .max_limit(1000)
-        .build()
-        .unwrap();
-    AdaptiveThrottle::new(cfg)
+    AdaptiveThrottle::new(starting_at(limit).max_limit(1000).build().unwrap())
 }
 
 fn layer(t: &AdaptiveThrottle) -> AdaptiveThrottleLayer<GlobalKey> {
     AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey)
 }
 
-fn service(layer: &AdaptiveThrottleLayer<GlobalKey>) -> (Spawn<Svc>, Handle<Req, Res>) {
-    let (mock, handle) = mock::pair::<Req, Res>();
-    (Spawn::new(layer.layer(mock)), handle)
-}
-
-fn ok(status: u16) -> Res {
+fn ok(status: u16) -> MockRes {
     Response::builder()
         .status(status)
         .body(Full::new(Bytes::from_static(b"done")))
@@ -51,7 +38,7 @@ fn ok(status: u16) -> Res {
 /// Calls `svc` once and answers with `status` after `latency` of tokio time.
 async fn round_trip(
     svc: &mut Spawn<Svc>,
-    handle: &mut Handle<Req, Res>,
+    handle: &mut Handle<MockReq, MockRes>,
     latency: Duration,
     status: u16,
 ) -> Response<ResponseBody<Full<Bytes>>> {
@@ -69,7 +56,7 @@ async fn round_trip(
 #[tokio::test(start_paused = true)]
 async fn admitted_response_records_its_latency_from_call_to_headers() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(600), 200).await;
     assert_eq!(res.status(), StatusCode::OK);
     let stats = t.stats();
@@ -85,7 +72,7 @@ async fn admitted_response_records_its_latency_from_call_to_headers() {
 #[tokio::test(start_paused = true)]
 async fn client_errors_are_ordinary_samples() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(10), 404).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(t.stats().samples.max_rtt, Some(Duration::from_millis(10)));
@@ -95,7 +82,7 @@ async fn client_errors_are_ordinary_samples() {
 #[tokio::test(start_paused = true)]
 async fn server_error_is_recorded_as_overload() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(10), 503).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(t.stats().samples.sample_count, 1);
@@ -109,7 +96,7 @@ async fn server_error_is_recorded_as_overload() {
 #[tokio::test(start_paused = true)]
 async fn inner_error_passes_through_and_is_recorded_as_overload() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     assert!(svc.poll_ready().is_ready());
     let fut = tokio::spawn(svc.call(Request::new(())));
     let (_req, send) = handle.next_request().await.unwrap();
@@ -128,7 +115,7 @@ async fn inner_error_passes_through_and_is_recorded_as_overload() {
 #[tokio::test(start_paused = true)]
 async fn dropped_response_future_records_nothing() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     assert!(svc.poll_ready().is_ready());
     let task = tokio::spawn(svc.call(Request::new(())));
     let (_req, send) = handle.next_request().await.unwrap();
@@ -146,7 +133,7 @@ async fn dropped_response_future_records_nothing() {
 #[tokio::test(start_paused = true)]
 async fn rejection_is_a_429_that_never_reaches_the_inner_service_nor_the_controller() {
     let t = throttle(2);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     for _ in 0..2 {
         round_trip(&mut svc, &mut handle, Duration::from_millis(1), 200).await;
     }
@@ -156,8 +143,7 @@ async fn rejection_is_a_429_that_never_reaches_the_inner_service_nor_the_control
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key(http::header::RETRY_AFTER));
     assert_eq!(res.headers()[RATELIMIT_POLICY], r#""adaptive";q=2;w=60"#);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let json: serde_json::Value = body_json(res).await;
     assert_eq!(json["limit"], 2);
     assert_eq!(json["reason"], "rate_limit_exceeded");
     assert!(
@@ -175,7 +161,7 @@ async fn rejection_is_a_429_that_never_reaches_the_inner_service_nor_the_control
 #[tokio::test(start_paused = true)]
 async fn poll_ready_never_pends_because_of_throttling() {
     let t = throttle(1);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     round_trip(&mut svc, &mut handle, Duration::from_millis(1), 200).await;
     // It only forwards: an inner service that is not ready makes it pend...
     handle.allow(0);
@@ -193,7 +179,7 @@ async fn poll_ready_never_pends_because_of_throttling() {
 #[tokio::test(start_paused = true)]
 async fn each_admission_consumes_one_slot_whatever_its_outcome() {
     let t = throttle(10);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     let mut remaining = Vec::new();
     for outcome in [Ok(200), Ok(500), Err("boom"), Ok(404)] {
         assert!(svc.poll_ready().is_ready());
@@ -219,8 +205,8 @@ async fn clones_of_the_layer_and_service_share_one_limit() {
     let t = throttle(3);
     let layer_a = layer(&t);
     let layer_b = layer_a.clone();
-    let (mut a, mut ha) = service(&layer_a);
-    let (mut b, mut hb) = service(&layer_b);
+    let (mut a, mut ha) = mock_service(&layer_a);
+    let (mut b, mut hb) = mock_service(&layer_b);
     let mut a2 = Spawn::new(a.get_ref().clone());
     round_trip(&mut a, &mut ha, Duration::from_millis(1), 200).await;
     round_trip(&mut b, &mut hb, Duration::from_millis(1), 200).await;
@@ -241,7 +227,7 @@ async fn clones_of_the_layer_and_service_share_one_limit() {
 #[tokio::test(start_paused = true)]
 async fn admitted_responses_carry_ratelimit_fields() {
     let t = throttle(5);
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(1), 200).await;
     assert_eq!(res.headers()[RATELIMIT_POLICY], r#""adaptive";q=5;w=60"#);
     let ratelimit = res.headers()[RATELIMIT].to_str().unwrap();
@@ -260,11 +246,11 @@ async fn admitted_responses_carry_ratelimit_fields() {
 #[tokio::test(start_paused = true)]
 async fn end_of_body_timing_records_when_the_body_ends() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t).measure_to_end_of_body(true));
+    let (mut svc, mut handle) = mock_service(&layer(&t).measure_to_end_of_body(true));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(10), 200).await;
     assert_eq!(t.stats().samples.sample_count, 0, "headers are not the end");
     advance(Duration::from_millis(590)).await;
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = body_bytes(res.into_body()).await;
     assert_eq!(&body[..], b"done");
     assert_eq!(t.stats().samples.max_rtt, Some(Duration::from_millis(600)));
     assert_eq!(t.current_limit(), 70);
@@ -273,7 +259,7 @@ async fn end_of_body_timing_records_when_the_body_ends() {
 #[tokio::test(start_paused = true)]
 async fn body_dropped_before_its_end_records_nothing() {
     let t = throttle(100);
-    let (mut svc, mut handle) = service(&layer(&t).measure_to_end_of_body(true));
+    let (mut svc, mut handle) = mock_service(&layer(&t).measure_to_end_of_body(true));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(10), 200).await;
     advance(Duration::from_millis(700)).await;
     drop(res);
@@ -285,7 +271,7 @@ async fn body_dropped_before_its_end_records_nothing() {
 async fn disabled_throttle_passes_requests_through_untouched() {
     let t = throttle(1);
     t.disable();
-    let (mut svc, mut handle) = service(&layer(&t));
+    let (mut svc, mut handle) = mock_service(&layer(&t));
     for _ in 0..3 {
         assert!(svc.poll_ready().is_ready());
         let fut = tokio::spawn(svc.call(Request::new(())));
@@ -303,7 +289,7 @@ async fn disabled_throttle_passes_requests_through_untouched() {
 #[tokio::test(start_paused = true)]
 async fn shadow_mode_lets_everything_through_and_counts_would_be_rejections() {
     let t = throttle(2);
-    let (mut svc, mut handle) = service(&layer(&t).shadow(true));
+    let (mut svc, mut handle) = mock_service(&layer(&t).shadow(true));
     let mut allowed = Vec::new();
     for _ in 0..4 {
         assert!(svc.poll_ready().is_ready());
@@ -329,8 +315,7 @@ async fn custom_rejection_handler_keeps_the_standard_fields() {
             .body("busy")
             .unwrap()
     });
-    let (mock, mut handle) = mock::pair::<Req, Res>();
-    let mut svc = Spawn::new(layer.layer(mock));
+    let (mut svc, mut handle) = mock_service(&layer);
     assert!(svc.poll_ready().is_ready());
     let fut = tokio::spawn(svc.call(Request::new(())));
     let (_r, send) = handle.next_request().await.unwrap();
@@ -341,6 +326,6 @@ async fn custom_rejection_handler_keeps_the_standard_fields() {
     assert_eq!(res.headers()["x-limit"], "1");
     assert!(res.headers().contains_key(http::header::RETRY_AFTER));
     assert!(res.headers().contains_key(RATELIMIT));
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = body_bytes(res.into_body()).await;
     assert_eq!(&body[..], b"busy");
 }

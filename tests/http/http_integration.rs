@@ -12,17 +12,14 @@ use axum::Router;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use tower::{Layer, ServiceExt};
 use tower_adaptive_throttle::http::{GlobalKey, RATELIMIT, RATELIMIT_POLICY};
 use tower_adaptive_throttle::rules::{Bypass, Rule};
 use tower_adaptive_throttle::ConcurrencyConfig;
-use tower_adaptive_throttle::{
-    AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry, Tier,
-};
-use tower_test::mock::{self, Spawn};
+use tower_adaptive_throttle::{AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, Tier};
 
-type Req = Request<()>;
-type Res = Response<Full<Bytes>>;
+use crate::support::{
+    body_bytes, get_with, manual, mock_service, pinned, quota, registry_with, request, respond,
+};
 
 /// A large rate quota and an in-flight limit of exactly `inflight`.
 fn with_inflight_limit(inflight: u32) -> AdaptiveThrottle {
@@ -53,8 +50,7 @@ async fn permit_is_held_until_the_response_and_released_by_a_dropped_future() {
     let layer = AdaptiveThrottleLayer::from_throttle(t.clone())
         .key_extractor(GlobalKey)
         .tier(Tier::Critical);
-    let (mock, mut handle) = mock::pair::<Req, Res>();
-    let mut svc = Spawn::new(layer.layer(mock));
+    let (mut svc, mut handle) = mock_service(&layer);
 
     assert!(svc.poll_ready().is_ready());
     let completed = tokio::spawn(svc.call(Request::new(())));
@@ -81,8 +77,7 @@ async fn permit_is_held_until_the_response_and_released_by_a_dropped_future() {
 async fn full_in_flight_limit_answers_429_naming_concurrency() {
     let t = with_inflight_limit(1);
     let layer = AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey);
-    let (mock, mut handle) = mock::pair::<Req, Res>();
-    let mut svc = Spawn::new(layer.layer(mock));
+    let (mut svc, mut handle) = mock_service(&layer);
     assert!(svc.poll_ready().is_ready());
     let first = tokio::spawn(svc.call(Request::new(())));
     let (_req, send) = handle.next_request().await.unwrap();
@@ -119,8 +114,7 @@ async fn full_in_flight_limit_answers_429_naming_concurrency() {
 async fn an_inner_error_releases_the_slot_as_a_drop() {
     let t = with_inflight_limit(4);
     let layer = AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey);
-    let (mock, mut handle) = mock::pair::<Req, Res>();
-    let mut svc = Spawn::new(layer.layer(mock));
+    let (mut svc, mut handle) = mock_service(&layer);
     assert!(svc.poll_ready().is_ready());
     let fut = tokio::spawn(svc.call(Request::new(())));
     let (_req, send) = handle.next_request().await.unwrap();
@@ -135,15 +129,8 @@ async fn an_inner_error_releases_the_slot_as_a_drop() {
 
 /// One client, a rate quota of one request per minute, rules attached by name in a registry.
 fn ruled_app() -> (Router, AdaptiveThrottle) {
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(1)
-        .initial_limit(1)
-        .max_limit(1)
-        .build()
-        .unwrap();
-    let registry = ThrottleRegistry::new();
-    let t = AdaptiveThrottle::new(cfg);
-    registry.register("api", t.clone());
+    let t = AdaptiveThrottle::new(pinned(1).build().unwrap());
+    let registry = registry_with("api", &t);
     assert!(registry.add_rule("api", Rule::path("/api/**").methods(["POST", "PUT"])));
     assert!(registry.add_bypass("api", Bypass::path("/api/health")));
     let app = Router::new()
@@ -159,12 +146,7 @@ fn ruled_app() -> (Router, AdaptiveThrottle) {
 }
 
 async fn status(app: &Router, method: &str, path: &str) -> StatusCode {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Body::empty())
-        .unwrap();
-    app.clone().oneshot(req).await.unwrap().status()
+    respond(app, request(method, path, &[])).await.status()
 }
 
 #[tokio::test]
@@ -208,12 +190,7 @@ async fn rules_and_bypasses_decide_where_the_throttle_applies() {
 
 #[tokio::test]
 async fn critical_route_keeps_its_capacity_during_an_emergency() {
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(1)
-        .initial_limit(10)
-        .build()
-        .unwrap();
-    let t = AdaptiveThrottle::new(cfg);
+    let t = quota(10);
     let app = Router::new()
         .route(
             "/pay",
@@ -246,14 +223,7 @@ async fn requests_rejected_by_the_layer_are_parked_and_replayed_once() {
         CaptureOptions, DeadLetterLayer, DeadLetterQueue, Replayer,
     };
 
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(1)
-        .initial_limit(1)
-        .max_limit(1)
-        .window(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let t = AdaptiveThrottle::new(cfg);
+    let t = AdaptiveThrottle::new(pinned(1).window(Duration::from_secs(1)).build().unwrap());
     let served = Arc::new(AtomicU32::new(0));
     let counter = served.clone();
     let dlq = DeadLetterQueue::default();
@@ -271,17 +241,9 @@ async fn requests_rejected_by_the_layer_are_parked_and_replayed_once() {
         .layer(AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey))
         .layer(DeadLetterLayer::new(dlq.clone(), CaptureOptions::new()));
 
-    let get_report = || {
-        Request::get("/report")
-            .header("content-length", 0)
-            .body(Body::empty())
-            .unwrap()
-    };
-    assert_eq!(
-        app.clone().oneshot(get_report()).await.unwrap().status(),
-        StatusCode::OK
-    );
-    let rejected = app.clone().oneshot(get_report()).await.unwrap();
+    let get_report = || get_with("/report", &[("content-length", "0")]);
+    assert_eq!(respond(&app, get_report()).await.status(), StatusCode::OK);
+    let rejected = respond(&app, get_report()).await;
     assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         dlq.len(),
@@ -307,13 +269,7 @@ async fn requests_rejected_by_the_layer_are_parked_and_replayed_once() {
 #[tokio::test]
 async fn key_and_tier_extractors_swap_at_runtime_without_losing_state() {
     use tower_adaptive_throttle::http::{HeaderKey, Swappable, TierHeader};
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(1)
-        .initial_limit(1)
-        .max_limit(1)
-        .build()
-        .unwrap();
-    let t = AdaptiveThrottle::new(cfg);
+    let t = AdaptiveThrottle::new(pinned(1).build().unwrap());
     let keys = Swappable::new(HeaderKey::new(http::HeaderName::from_static("x-tenant")));
     let tiers = Swappable::new(TierHeader::new(http::HeaderName::from_static("x-priority")));
     let app = Router::new().route("/", get(|| async { "ok" })).layer(
@@ -324,12 +280,8 @@ async fn key_and_tier_extractors_swap_at_runtime_without_losing_state() {
     let send = |tenant: &'static str, user: &'static str| {
         let app = app.clone();
         async move {
-            let req = Request::get("/")
-                .header("x-tenant", tenant)
-                .header("x-user", user)
-                .body(Body::empty())
-                .unwrap();
-            app.oneshot(req).await.unwrap().status()
+            let req = get_with("/", &[("x-tenant", tenant), ("x-user", user)]);
+            respond(&app, req).await.status()
         }
     };
     assert_eq!(send("acme", "u1").await, StatusCode::OK);
@@ -364,14 +316,12 @@ async fn key_and_tier_extractors_swap_at_runtime_without_losing_state() {
 
 #[tokio::test(start_paused = true)]
 async fn with_end_of_body_timing_the_permit_is_held_until_the_body_ends() {
-    use http_body_util::BodyExt;
     let t = with_inflight_limit(2);
     let layer = AdaptiveThrottleLayer::from_throttle(t.clone())
         .key_extractor(GlobalKey)
         .tier(Tier::Critical)
         .measure_to_end_of_body(true);
-    let (mock, mut handle) = mock::pair::<Req, Res>();
-    let mut svc = Spawn::new(layer.layer(mock));
+    let (mut svc, mut handle) = mock_service(&layer);
     assert!(svc.poll_ready().is_ready());
     let fut = tokio::spawn(svc.call(Request::new(())));
     let (_req, send) = handle.next_request().await.unwrap();
@@ -382,7 +332,7 @@ async fn with_end_of_body_timing_the_permit_is_held_until_the_body_ends() {
         1,
         "headers are out, the body is not: the slot is held"
     );
-    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = body_bytes(res.into_body()).await;
     assert_eq!(&body[..], b"streamed");
     assert_eq!(inflight(&t), 0, "released when the body ended");
     assert_eq!(t.concurrency_stats().unwrap().samples, 1);
@@ -390,10 +340,9 @@ async fn with_end_of_body_timing_the_permit_is_held_until_the_body_ends() {
 
 #[test]
 fn shedding_on_the_concurrency_axis_shows_as_throttling() {
-    use tower_adaptive_throttle::{ManualClock, Regime};
-    let clock = ManualClock::new();
+    use tower_adaptive_throttle::Regime;
     let cfg = with_inflight_limit(1).config();
-    let t = AdaptiveThrottle::with_clock((*cfg).clone(), clock.clone());
+    let (t, clock) = manual((*cfg).clone());
     let held = t.acquire("a", Tier::Critical).expect("first admitted");
     assert_eq!(t.regime(), Regime::Normal);
     assert!(t.acquire("b", Tier::Critical).is_err());

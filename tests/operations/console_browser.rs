@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use axum::Router;
-use tower_adaptive_throttle::{admin, AdaptiveThrottle, ThrottleConfig, ThrottleRegistry, Tier};
+use tower_adaptive_throttle::{admin, AdaptiveThrottle, ThrottleConfig, Tier};
+
+use crate::support::{local_listener, registry_with};
 
 fn chromium() -> Option<String> {
     for candidate in ["chromium", "chromium-browser", "google-chrome"] {
@@ -39,9 +41,8 @@ async fn console_shows_the_current_limit_and_a_chart_point() {
         return;
     };
 
-    let registry = ThrottleRegistry::new();
     let throttle = AdaptiveThrottle::new(ThrottleConfig::baldur());
-    registry.register("api", throttle.clone());
+    let registry = registry_with("api", &throttle);
     // Move the limit so the page must show the live value, not the default.
     throttle.record_response(Duration::from_millis(600));
     assert_eq!(throttle.current_limit(), 70);
@@ -50,8 +51,7 @@ async fn console_shows_the_current_limit_and_a_chart_point() {
     }
 
     let app = Router::new().nest("/admin/throttle", admin::router(registry));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = local_listener().await;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let profile = std::env::temp_dir().join(format!("throttle-console-{}", std::process::id()));

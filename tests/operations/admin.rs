@@ -8,32 +8,27 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
 use tower_adaptive_throttle::admin::{self, AdminOptions};
 use tower_adaptive_throttle::audit::AuditSource;
 use tower_adaptive_throttle::{AdaptiveThrottle, ThrottleConfig, ThrottleRegistry};
 
+use crate::support::{body_bytes, body_text, get, get_with, pinned, registry_with, respond};
+
 const TOKEN: &str = "test-token";
 
 fn setup() -> (ThrottleRegistry, AdaptiveThrottle) {
-    let registry = ThrottleRegistry::new();
     let t = AdaptiveThrottle::new(ThrottleConfig::baldur());
-    registry.register("api", t.clone());
-    (registry, t)
+    (registry_with("api", &t), t)
 }
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let res = app.clone().oneshot(req).await.unwrap();
+    let res = respond(app, req).await;
     let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let bytes = body_bytes(res.into_body()).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
 }
 
 fn post(uri: &str, token: Option<&str>, body: &str) -> Request<Body> {
@@ -81,18 +76,16 @@ async fn stats_json_shapes() {
 async fn metrics_and_console_are_served() {
     let (registry, _t) = setup();
     let app = admin::router(registry);
-    let res = app.clone().oneshot(get("/metrics")).await.unwrap();
+    let res = respond(&app, get("/metrics")).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let text =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let text = body_text(res).await;
     assert!(
         text.contains("throttle_limit{throttle=\"api\"} 100"),
         "{text}"
     );
-    let res = app.oneshot(get("/console")).await.unwrap();
+    let res = respond(&app, get("/console")).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let html =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let html = body_text(res).await;
     assert!(html.contains("<svg id=\"chart\""));
     assert!(
         !html.contains("http://") || html.contains("http://www.w3.org/2000/svg"),
@@ -198,7 +191,7 @@ async fn mutations_take_effect_and_are_audited_with_their_actor() {
 async fn event_stream_delivers_a_limit_change_within_one_sample_interval() {
     let (registry, t) = setup();
     let app = admin::router(registry);
-    let res = app.oneshot(get("/events")).await.unwrap();
+    let res = respond(&app, get("/events")).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut body = res.into_body();
@@ -240,27 +233,15 @@ async fn dead_letter_routes_list_replay_and_purge_behind_the_token_and_events_re
     use tower_adaptive_throttle::http::GlobalKey;
     use tower_adaptive_throttle::AdaptiveThrottleLayer;
 
-    let registry = ThrottleRegistry::new();
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(1)
-        .initial_limit(1)
-        .max_limit(1)
-        .window(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let t = AdaptiveThrottle::new(cfg);
-    registry.register("api", t.clone());
+    let t = AdaptiveThrottle::new(pinned(1).window(Duration::from_secs(1)).build().unwrap());
+    let registry = registry_with("api", &t);
     let dlq = DeadLetterQueue::default();
     let app = Router::new()
         .route("/report", axum::routing::get(|| async { "report" }))
         .layer(AdaptiveThrottleLayer::from_throttle(t.clone()).key_extractor(GlobalKey))
         .layer(DeadLetterLayer::new(dlq.clone(), CaptureOptions::new()));
     for _ in 0..3 {
-        let req = Request::get("/report")
-            .header("content-length", 0)
-            .body(Body::empty())
-            .unwrap();
-        app.clone().oneshot(req).await.unwrap();
+        respond(&app, get_with("/report", &[("content-length", "0")])).await;
     }
     assert_eq!(dlq.len(), 2);
 
@@ -272,12 +253,9 @@ async fn dead_letter_routes_list_replay_and_purge_behind_the_token_and_events_re
             app.clone(),
         ))
         .router();
-    let get_dlq = |token: Option<&str>| {
-        let mut b = Request::get("/dlq");
-        if let Some(token) = token {
-            b = b.header("authorization", format!("Bearer {token}"));
-        }
-        b.body(Body::empty()).unwrap()
+    let get_dlq = |token: Option<&str>| match token {
+        Some(token) => get_with("/dlq", &[("authorization", &format!("Bearer {token}"))]),
+        None => get("/dlq"),
     };
     let (status, _) = call(&admin, get_dlq(None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -318,7 +296,7 @@ async fn dead_letter_routes_list_replay_and_purge_behind_the_token_and_events_re
 async fn event_stream_lets_go_of_the_throttle_when_the_client_leaves() {
     let (registry, t) = setup();
     let app = admin::router(registry);
-    let res = app.oneshot(get("/events")).await.unwrap();
+    let res = respond(&app, get("/events")).await;
     let mut body = res.into_body();
     let _tick = body.frame().await.unwrap().unwrap();
     assert_eq!(t.subscriber_count(), 1);

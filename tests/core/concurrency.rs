@@ -4,22 +4,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig, Tier};
+use tower_adaptive_throttle::{AdaptiveThrottle, Tier};
 
-fn pinned(limit: u32) -> AdaptiveThrottle {
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(limit)
-        .initial_limit(limit)
-        .max_limit(limit)
-        .window(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    AdaptiveThrottle::with_clock(cfg, ManualClock::new())
+use crate::support::{manual, pinned};
+
+/// A throttle whose limit is pinned at `limit` over a 60 s window, on a clock nobody moves.
+fn pinned_for_a_minute(limit: u32) -> AdaptiveThrottle {
+    let (t, _clock) = manual(
+        pinned(limit)
+            .window(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    t
 }
 
 #[test]
 fn threads_hammering_one_key_admit_exactly_the_limit() {
-    let t = pinned(100);
+    let t = pinned_for_a_minute(100);
     let allowed = Arc::new(AtomicU64::new(0));
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -44,7 +46,7 @@ fn threads_hammering_one_key_admit_exactly_the_limit() {
 
 #[test]
 fn threads_on_distinct_keys_each_get_exactly_the_limit() {
-    let t = pinned(50);
+    let t = pinned_for_a_minute(50);
     let per_thread: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|i| {

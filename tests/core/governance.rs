@@ -9,17 +9,19 @@ use tower_adaptive_throttle::{
     Regime, RejectReason, ThrottleConfig, ThrottleEvent, Tier,
 };
 
+use crate::support::manual;
+
 fn secs(v: u64) -> Duration {
     Duration::from_secs(v)
 }
 
 fn throttle_at(base: u32) -> (AdaptiveThrottle, ManualClock) {
-    let cfg = ThrottleConfig::baldur_builder()
-        .initial_limit(base)
-        .build()
-        .unwrap();
-    let clock = ManualClock::new();
-    (AdaptiveThrottle::with_clock(cfg, clock.clone()), clock)
+    manual(
+        ThrottleConfig::baldur_builder()
+            .initial_limit(base)
+            .build()
+            .unwrap(),
+    )
 }
 
 #[test]

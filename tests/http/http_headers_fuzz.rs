@@ -11,6 +11,8 @@ use tower_adaptive_throttle::http::{
 };
 use tower_adaptive_throttle::{KeyExtractor, Tier, TierExtractor};
 
+use crate::support::proptest_config;
+
 const HEADERS: [&str; 5] = [
     "x-forwarded-for",
     "forwarded",
@@ -58,7 +60,7 @@ fn proxies() -> TrustedProxies {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(proptest_config(2000))]
 
     #[test]
     fn no_header_makes_an_extractor_panic(

@@ -8,30 +8,21 @@ use tower_adaptive_throttle::{
     ThrottleConfig, ThrottleEvent, Tier,
 };
 
+use crate::support::{baldur, manual, pinned};
+
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-fn baldur() -> (AdaptiveThrottle, ManualClock) {
-    let clock = ManualClock::new();
-    (
-        AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock.clone()),
-        clock,
-    )
-}
-
 /// A throttle whose limit is pinned at `limit` (min = initial = max) with an exact 1 s log.
-fn pinned(limit: u32) -> (AdaptiveThrottle, ManualClock) {
-    let cfg = ThrottleConfig::baldur_builder()
-        .min_limit(limit)
-        .initial_limit(limit)
-        .max_limit(limit)
-        .window(Duration::from_secs(1))
-        .rate_strategy(RateStrategy::SlidingWindowLog)
-        .build()
-        .unwrap();
-    let clock = ManualClock::new();
-    (AdaptiveThrottle::with_clock(cfg, clock.clone()), clock)
+fn pinned_log(limit: u32) -> (AdaptiveThrottle, ManualClock) {
+    manual(
+        pinned(limit)
+            .window(Duration::from_secs(1))
+            .rate_strategy(RateStrategy::SlidingWindowLog)
+            .build()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -112,7 +103,7 @@ fn every_limit_change_is_published_with_its_trigger() {
 
 #[test]
 fn admission_counts_remaining_and_reports_retry_and_reset() {
-    let (t, clock) = pinned(5);
+    let (t, clock) = pinned_log(5);
     for expected_remaining in (0..5).rev() {
         let d = t.check("k", Tier::Standard);
         assert!(d.allowed);
@@ -135,7 +126,7 @@ fn admission_counts_remaining_and_reports_retry_and_reset() {
 
 #[test]
 fn denied_requests_consume_nothing_and_peek_consumes_nothing() {
-    let (t, clock) = pinned(2);
+    let (t, clock) = pinned_log(2);
     // peek reports what is left without taking any of it
     assert_eq!(t.peek("k").remaining, 2);
     assert_eq!(t.peek("k").remaining, 2);
@@ -158,7 +149,7 @@ fn denied_requests_consume_nothing_and_peek_consumes_nothing() {
 
 #[test]
 fn disabled_throttle_admits_everything_and_still_learns() {
-    let (t, _clock) = pinned(1);
+    let (t, _clock) = pinned_log(1);
     t.disable();
     assert!(t.is_disabled());
     for _ in 0..10 {
@@ -211,8 +202,7 @@ fn recovery_ramp_runs_lazily_on_use() {
         .initial_limit(150)
         .build()
         .unwrap();
-    let clock = ManualClock::new();
-    let t = AdaptiveThrottle::with_clock(cfg, clock.clone());
+    let (t, clock) = manual(cfg);
     t.governance().start_recovery(150);
     assert_eq!(t.current_limit(), 120);
     assert_eq!(t.regime(), Regime::Recovering);
@@ -227,8 +217,7 @@ fn recovery_ramp_runs_lazily_on_use() {
 
 #[test]
 fn recommended_default_does_not_cut_on_one_outlier() {
-    let clock = ManualClock::new();
-    let t = AdaptiveThrottle::with_clock(ThrottleConfig::default(), clock.clone());
+    let (t, clock) = manual(ThrottleConfig::default());
     assert!(matches!(
         t.config().sla_trigger(),
         SlaTrigger::IntervalPercentile(_)

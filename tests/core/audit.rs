@@ -3,14 +3,13 @@
 use std::time::Duration;
 
 use tower_adaptive_throttle::audit::AuditSource;
-use tower_adaptive_throttle::{
-    AdaptiveThrottle, ChangeReason, ManualClock, ThrottleConfig, ThrottleEvent,
-};
+use tower_adaptive_throttle::{ChangeReason, ThrottleConfig, ThrottleEvent};
+
+use crate::support::baldur;
 
 #[test]
 fn limit_changes_are_audited_with_old_new_reason_latency_and_gradient() {
-    let clock = ManualClock::new();
-    let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock.clone());
+    let (t, clock) = baldur();
     t.record_response(Duration::from_millis(600));
     clock.advance(Duration::from_millis(500));
     t.record_response(Duration::from_millis(250));
@@ -34,7 +33,7 @@ fn limit_changes_are_audited_with_old_new_reason_latency_and_gradient() {
 
 #[test]
 fn operator_actions_name_their_actor_and_governance_inputs_are_audited() {
-    let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), ManualClock::new());
+    let (t, _clock) = baldur();
     t.as_actor("alice", |t| t.governance().set_kill_switch(true));
     t.governance().set_emergency_level(2);
     t.as_actor("bob", |t| {
@@ -64,8 +63,7 @@ fn operator_actions_name_their_actor_and_governance_inputs_are_audited() {
 
 #[test]
 fn the_ring_is_bounded() {
-    let clock = ManualClock::new();
-    let t = AdaptiveThrottle::with_clock(ThrottleConfig::baldur(), clock.clone());
+    let (t, clock) = baldur();
     t.audit().set_capacity(5);
     for level in [1, 2, 0, 1, 2, 0, 1, 2, 0] {
         t.governance().set_emergency_level(level);

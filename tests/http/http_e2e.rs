@@ -12,15 +12,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 use tower_adaptive_throttle::http::{RATELIMIT, RATELIMIT_POLICY};
-use tower_adaptive_throttle::{AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig};
+use tower_adaptive_throttle::{AdaptiveThrottle, AdaptiveThrottleLayer};
+
+use crate::support::{body_bytes, local_listener, quota};
 
 /// Ports of the connections whose requests reached the handler.
 type Seen = Arc<Mutex<Vec<u16>>>;
@@ -28,8 +29,7 @@ type Seen = Arc<Mutex<Vec<u16>>>;
 /// Serves `GET /?ms=N` (sleeps N ms of tokio time, then answers `ok`) behind a layer on `t`,
 /// with each connection's peer address inserted as a `SocketAddr` extension.
 async fn serve(t: &AdaptiveThrottle) -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = local_listener().await;
     let layer = AdaptiveThrottleLayer::from_throttle(t.clone());
     let seen: Seen = Arc::default();
     let seen_by_server = seen.clone();
@@ -79,21 +79,12 @@ async fn get(
     let uri = format!("http://{addr}/?ms={ms}");
     let res = client.get(uri.parse().unwrap()).await.unwrap();
     let (parts, body) = res.into_parts();
-    Response::from_parts(parts, body.collect().await.unwrap().to_bytes())
-}
-
-fn limit_of(t: u32) -> AdaptiveThrottle {
-    let cfg = ThrottleConfig::baldur_builder()
-        .initial_limit(t)
-        .min_limit(1)
-        .build()
-        .unwrap();
-    AdaptiveThrottle::new(cfg)
+    Response::from_parts(parts, body_bytes(body).await)
 }
 
 #[tokio::test(start_paused = true)]
 async fn burst_over_the_limit_gets_429s_with_standard_headers() {
-    let t = limit_of(5);
+    let t = quota(5);
     let (addr, seen) = serve(&t).await;
     let c = client();
     let mut statuses = Vec::new();
@@ -126,7 +117,7 @@ async fn burst_over_the_limit_gets_429s_with_standard_headers() {
 
 #[tokio::test(start_paused = true)]
 async fn slow_handler_lowers_the_limit_as_the_ladder_says() {
-    let t = limit_of(100);
+    let t = quota(100);
     let (addr, _) = serve(&t).await;
     let c = client();
     get(&c, addr, 600).await;
@@ -155,7 +146,7 @@ async fn slow_handler_lowers_the_limit_as_the_ladder_says() {
 
 #[tokio::test(start_paused = true)]
 async fn several_connections_share_one_limit() {
-    let t = limit_of(6);
+    let t = quota(6);
     let (addr, seen) = serve(&t).await;
     // Three clients: three pools, so three connections from three ports of one IP.
     let clients = [client(), client(), client()];

@@ -1,0 +1,53 @@
+//! The live demo (the project's main job) runs, reports once a second, and its limits move.
+//!
+//! The example's own code (`examples/demo.rs`) runs in-process, over a real socket as with
+//! `cargo run --example demo`, with its report written to a buffer instead of stdout: nothing is
+//! built or spawned. Time is paused tokio time: the backend's service time and the generator's
+//! ticks are virtual and the runtime jumps ahead whenever it is idle, so the five seconds of the
+//! run take a fraction of one, however busy the machine.
+
+// `main` and the `--help` text belong to the example binary.
+#[allow(dead_code)]
+#[path = "../../examples/demo.rs"]
+mod demo;
+
+#[tokio::test(start_paused = true)]
+async fn demo_prints_progress_lines_and_the_limits_move() {
+    let plot = std::env::temp_dir().join(format!("throttle-demo-{}.svg", std::process::id()));
+    let args = ["--duration", "5", "--port", "0", "--rps", "200", "--plot"]
+        .map(String::from)
+        .into_iter()
+        .chain([plot.display().to_string()]);
+    let options = demo::parse_args(args).expect("the demo's arguments parse");
+    let mut output = Vec::new();
+    let outcome = demo::run(options, &mut output).await;
+    let stdout = String::from_utf8_lossy(&output);
+    assert!(
+        outcome.is_ok(),
+        "demo failed: {stdout}\n{}",
+        outcome
+            .as_ref()
+            .err()
+            .map_or(String::new(), ToString::to_string)
+    );
+    assert!(stdout.contains("/admin/throttle/console"), "{stdout}");
+    // Progress lines: "<t> <phase> <limit> <inflight> <p50> <p99> <admitted/s> <rejected/s> <regime>"
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.len() == 9 && cols[0].parse::<u32>().is_ok())
+        .collect();
+    assert!(rows.len() >= 4, "one progress line per second: {stdout}");
+    let limits: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    let inflight: Vec<&str> = rows.iter().map(|r| r[3]).collect();
+    assert!(
+        limits.windows(2).any(|w| w[0] != w[1]) || inflight.windows(2).any(|w| w[0] != w[1]),
+        "a limit moved: {stdout}"
+    );
+    let svg = std::fs::read_to_string(&plot).expect("the chart was written");
+    assert!(
+        svg.contains("<svg") && svg.contains("<polyline"),
+        "a chart with lines"
+    );
+    let _ = std::fs::remove_file(plot);
+}

@@ -1,0 +1,146 @@
+//! Stand-ins and request builders shared by the dead-letter queue's tests.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{HeaderName, CONTENT_LENGTH};
+use http::{HeaderMap, Request, Response, StatusCode};
+use tokio::time::Instant;
+use tower::{service_fn, Layer, Service};
+use tower_adaptive_throttle::dlq::{
+    CaptureOptions, DeadLetterLayer, DeadLetterQueue, ThrottleRejected,
+};
+use tower_adaptive_throttle::{RejectReason, Tier};
+
+use crate::support::{body_bytes, respond};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The throttle's 429: status plus the marker the HTTP layer inserts.
+pub fn throttle_rejection() -> Response<Body> {
+    let mut response = Response::new(Body::from("rejected"));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response.extensions_mut().insert(ThrottleRejected::new(
+        RejectReason::RateLimitExceeded,
+        Tier::Standard,
+    ));
+    response
+}
+
+/// What a stand-in inner service saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A stand-in for "throttle + app": rejects with the marker while `overloaded`, records every
+/// request it receives (body included).
+#[derive(Clone, Default)]
+pub struct StandIn {
+    pub overloaded: Arc<AtomicBool>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl StandIn {
+    pub fn overloaded() -> Self {
+        let s = Self::default();
+        s.overloaded.store(true, Ordering::SeqCst);
+        s
+    }
+
+    pub fn service(
+        &self,
+    ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send>
+           + Clone
+           + Send
+           + 'static {
+        let state = self.clone();
+        service_fn(move |request: Request<Body>| {
+            let state = state.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body_bytes(body).await;
+                state.seen.lock().unwrap().push(Seen {
+                    headers: parts.headers,
+                    body,
+                });
+                if state.overloaded.load(Ordering::SeqCst) {
+                    Ok(throttle_rejection())
+                } else {
+                    Ok(Response::new(Body::from("ok")))
+                }
+            }
+        })
+    }
+}
+
+pub fn put(path: &str, body: &'static str) -> Request<Body> {
+    Request::put(path)
+        .header(CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap()
+}
+
+pub async fn send<S>(svc: &S, request: Request<Body>) -> StatusCode
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
+{
+    respond(svc, request).await.status()
+}
+
+/// A body whose length is not known in advance (like a chunked upload).
+pub struct Chunked(pub Option<Bytes>);
+
+impl http_body::Body for Chunked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Fills `dlq` with `n` captured GETs `/items/{i}`.
+pub async fn capture_n(dlq: &DeadLetterQueue, n: usize) {
+    let svc = DeadLetterLayer::new(dlq.clone(), CaptureOptions::new())
+        .layer(StandIn::overloaded().service());
+    for i in 0..n {
+        let request = Request::get(format!("/items/{i}"))
+            .header(REQUEST_ID, i)
+            .body(Body::empty())
+            .unwrap();
+        send(&svc, request).await;
+    }
+    assert_eq!(dlq.len(), n);
+}
+
+/// An app that answers 200 and records the virtual time of every delivery.
+pub fn timed_app(
+    log: Arc<Mutex<Vec<Instant>>>,
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send>
+       + Clone
+       + Send
+       + 'static {
+    service_fn(move |_request: Request<Body>| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(Instant::now());
+            Ok(Response::new(Body::empty()))
+        }
+    })
+}
+
+/// Offsets from the first delivery of each batch's first delivery.
+pub fn batch_starts(log: &[Instant], batch: usize) -> Vec<Duration> {
+    log.chunks(batch).map(|chunk| chunk[0] - log[0]).collect()
+}
