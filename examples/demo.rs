@@ -47,7 +47,7 @@ const CLIENT_HEADER: &str = "x-client";
 const TIER_HEADER: &str = "x-priority";
 
 /// The command line, parsed.
-pub struct Options {
+pub(crate) struct Options {
     port: u16,
     duration: Duration,
     plot: Option<PathBuf>,
@@ -55,7 +55,7 @@ pub struct Options {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
     let mut o = Options {
         port: 3000,
         duration: Duration::from_secs(60),
@@ -219,7 +219,10 @@ async fn main() {
 
 /// Runs the demo for `opts.duration`, writing the banner, one progress line per second and the
 /// summary to `out`.
-pub async fn run(opts: Options, out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn run(
+    opts: Options,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error>> {
     let workers = ((opts.capacity_rps * SERVICE_TIME.as_secs_f64()).round() as usize).max(2);
     let backend = Arc::new(Backend::new(workers));
 

@@ -20,10 +20,10 @@ use tower_adaptive_throttle::{RejectReason, Tier};
 
 use crate::support::{body_bytes, respond};
 
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The throttle's 429: status plus the marker the HTTP layer inserts.
-pub fn throttle_rejection() -> Response<Body> {
+pub(crate) fn throttle_rejection() -> Response<Body> {
     let mut response = Response::new(Body::from("rejected"));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     response.extensions_mut().insert(ThrottleRejected::new(
@@ -35,7 +35,7 @@ pub fn throttle_rejection() -> Response<Body> {
 
 /// What a stand-in inner service saw.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -43,19 +43,19 @@ pub struct Seen {
 /// A stand-in for "throttle + app": rejects with the marker while `overloaded`, records every
 /// request it receives (body included).
 #[derive(Clone, Default)]
-pub struct StandIn {
+pub(crate) struct StandIn {
     pub overloaded: Arc<AtomicBool>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl StandIn {
-    pub fn overloaded() -> Self {
+    pub(crate) fn overloaded() -> Self {
         let s = Self::default();
         s.overloaded.store(true, Ordering::SeqCst);
         s
     }
 
-    pub fn service(
+    pub(crate) fn service(
         &self,
     ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send>
            + Clone
@@ -81,14 +81,14 @@ impl StandIn {
     }
 }
 
-pub fn put(path: &str, body: &'static str) -> Request<Body> {
+pub(crate) fn put(path: &str, body: &'static str) -> Request<Body> {
     Request::put(path)
         .header(CONTENT_LENGTH, body.len())
         .body(Body::from(body))
         .unwrap()
 }
 
-pub async fn send<S>(svc: &S, request: Request<Body>) -> StatusCode
+pub(crate) async fn send<S>(svc: &S, request: Request<Body>) -> StatusCode
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
 {
@@ -96,7 +96,7 @@ where
 }
 
 /// A body whose length is not known in advance (like a chunked upload).
-pub struct Chunked(pub Option<Bytes>);
+pub(crate) struct Chunked(pub Option<Bytes>);
 
 impl http_body::Body for Chunked {
     type Data = Bytes;
@@ -111,7 +111,7 @@ impl http_body::Body for Chunked {
 }
 
 /// Fills `dlq` with `n` captured GETs `/items/{i}`.
-pub async fn capture_n(dlq: &DeadLetterQueue, n: usize) {
+pub(crate) async fn capture_n(dlq: &DeadLetterQueue, n: usize) {
     let svc = DeadLetterLayer::new(dlq.clone(), CaptureOptions::new())
         .layer(StandIn::overloaded().service());
     for i in 0..n {
@@ -125,7 +125,7 @@ pub async fn capture_n(dlq: &DeadLetterQueue, n: usize) {
 }
 
 /// An app that answers 200 and records the virtual time of every delivery.
-pub fn timed_app(
+pub(crate) fn timed_app(
     log: Arc<Mutex<Vec<Instant>>>,
 ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future = impl Send>
        + Clone
@@ -141,6 +141,6 @@ pub fn timed_app(
 }
 
 /// Offsets from the first delivery of each batch's first delivery.
-pub fn batch_starts(log: &[Instant], batch: usize) -> Vec<Duration> {
+pub(crate) fn batch_starts(log: &[Instant], batch: usize) -> Vec<Duration> {
     log.chunks(batch).map(|chunk| chunk[0] - log[0]).collect()
 }

@@ -22,19 +22,19 @@ use tower_test::mock::{self, Handle, Mock, Spawn};
 // ---------------------------------------------------------------------------------------------
 
 /// A throttle on `cfg` driven by a fresh manual clock, returned with the clock that moves it.
-pub fn manual(cfg: ThrottleConfig) -> (AdaptiveThrottle, ManualClock) {
+pub(crate) fn manual(cfg: ThrottleConfig) -> (AdaptiveThrottle, ManualClock) {
     let clock = ManualClock::new();
     (AdaptiveThrottle::with_clock(cfg, clock.clone()), clock)
 }
 
 /// Baldur's preset on a manual clock.
-pub fn baldur() -> (AdaptiveThrottle, ManualClock) {
+pub(crate) fn baldur() -> (AdaptiveThrottle, ManualClock) {
     manual(ThrottleConfig::baldur())
 }
 
 /// Baldur's preset with the limit pinned at `limit` (min = initial = max), so no adjustment
 /// moves it; the caller sets the window and the rate strategy.
-pub fn pinned(limit: u32) -> ThrottleConfigBuilder {
+pub(crate) fn pinned(limit: u32) -> ThrottleConfigBuilder {
     ThrottleConfig::baldur_builder()
         .min_limit(limit)
         .initial_limit(limit)
@@ -42,7 +42,7 @@ pub fn pinned(limit: u32) -> ThrottleConfigBuilder {
 }
 
 /// Baldur's ladder starting at `limit` requests per key per 60 s window, with a floor of 1.
-pub fn starting_at(limit: u32) -> ThrottleConfigBuilder {
+pub(crate) fn starting_at(limit: u32) -> ThrottleConfigBuilder {
     ThrottleConfig::baldur_builder()
         .initial_limit(limit)
         .min_limit(1)
@@ -50,12 +50,12 @@ pub fn starting_at(limit: u32) -> ThrottleConfigBuilder {
 
 /// A throttle on the system clock (which reads tokio's, paused or not) admitting `limit`
 /// requests per key per 60 s window: [`starting_at`] built.
-pub fn quota(limit: u32) -> AdaptiveThrottle {
+pub(crate) fn quota(limit: u32) -> AdaptiveThrottle {
     AdaptiveThrottle::new(starting_at(limit).build().unwrap())
 }
 
 /// A registry holding `throttle` under `name`.
-pub fn registry_with(name: &str, throttle: &AdaptiveThrottle) -> ThrottleRegistry {
+pub(crate) fn registry_with(name: &str, throttle: &AdaptiveThrottle) -> ThrottleRegistry {
     let registry = ThrottleRegistry::new();
     registry.register(name, throttle.clone());
     registry
@@ -66,7 +66,7 @@ pub fn registry_with(name: &str, throttle: &AdaptiveThrottle) -> ThrottleRegistr
 // ---------------------------------------------------------------------------------------------
 
 /// A request with an empty body and the given headers.
-pub fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+pub(crate) fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -75,17 +75,17 @@ pub fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Bod
 }
 
 /// `GET uri` with the given headers and an empty body.
-pub fn get_with(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+pub(crate) fn get_with(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
     request("GET", uri, headers)
 }
 
 /// `GET uri` with an empty body.
-pub fn get(uri: &str) -> Request<Body> {
+pub(crate) fn get(uri: &str) -> Request<Body> {
     get_with(uri, &[])
 }
 
 /// Calls a clone of `svc` once (ready, then call) and returns its response.
-pub async fn respond<S, B>(svc: &S, request: Request<B>) -> S::Response
+pub(crate) async fn respond<S, B>(svc: &S, request: Request<B>) -> S::Response
 where
     S: Service<Request<B>> + Clone,
     S::Error: Debug,
@@ -94,7 +94,7 @@ where
 }
 
 /// The whole of a body.
-pub async fn body_bytes<B>(body: B) -> Bytes
+pub(crate) async fn body_bytes<B>(body: B) -> Bytes
 where
     B: http_body::Body,
     B::Error: Debug,
@@ -103,7 +103,7 @@ where
 }
 
 /// A response's body as UTF-8 text.
-pub async fn body_text<B>(response: Response<B>) -> String
+pub(crate) async fn body_text<B>(response: Response<B>) -> String
 where
     B: http_body::Body,
     B::Error: Debug,
@@ -112,7 +112,7 @@ where
 }
 
 /// A response's body parsed as JSON.
-pub async fn body_json<B>(response: Response<B>) -> serde_json::Value
+pub(crate) async fn body_json<B>(response: Response<B>) -> serde_json::Value
 where
     B: http_body::Body,
     B::Error: Debug,
@@ -125,12 +125,12 @@ where
 // ---------------------------------------------------------------------------------------------
 
 /// What the mock inner service receives.
-pub type MockReq = Request<()>;
+pub(crate) type MockReq = Request<()>;
 /// What the mock inner service answers.
-pub type MockRes = Response<Full<Bytes>>;
+pub(crate) type MockRes = Response<Full<Bytes>>;
 
 /// `layer` around a fresh mock, with the handle that receives the mock's requests.
-pub fn mock_service<L>(layer: &L) -> (Spawn<L::Service>, Handle<MockReq, MockRes>)
+pub(crate) fn mock_service<L>(layer: &L) -> (Spawn<L::Service>, Handle<MockReq, MockRes>)
 where
     L: Layer<Mock<MockReq, MockRes>>,
 {
@@ -146,7 +146,7 @@ where
 /// source file (`tests/<area>/<module>.proptest-regressions`), where every run replays them
 /// first. Proptest's default would look for them in `tests/proptest-regressions/<module>.txt`
 /// once the module sits next to a `main.rs`.
-pub fn proptest_config(cases: u32) -> ProptestConfig {
+pub(crate) fn proptest_config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
@@ -161,7 +161,7 @@ pub fn proptest_config(cases: u32) -> ProptestConfig {
 // ---------------------------------------------------------------------------------------------
 
 /// A listener on a free loopback port, and its address.
-pub async fn local_listener() -> (TcpListener, SocketAddr) {
+pub(crate) async fn local_listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     (listener, addr)
