@@ -70,7 +70,7 @@ use crate::registry::ThrottleRegistry;
 use crate::throttle::AdaptiveThrottle;
 
 /// The console page, one self-contained file.
-pub const CONSOLE_HTML: &str = include_str!("console.html");
+pub(crate) const CONSOLE_HTML: &str = include_str!("console.html");
 
 /// Options of the admin router.
 #[derive(Clone)]

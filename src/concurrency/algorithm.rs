@@ -12,11 +12,11 @@ use crate::config::{AimdParams, Gradient2Params};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct LimitSample {
     /// Round-trip time (or the window's mean).
-    pub rtt: Duration,
+    pub(crate) rtt: Duration,
     /// Requests in flight when the request was admitted (or the window's largest such value).
-    pub inflight: u32,
+    pub(crate) inflight: u32,
     /// Whether the request failed in a way that signals overload (or any in the window did).
-    pub dropped: bool,
+    pub(crate) dropped: bool,
 }
 
 /// Netflix's `ExpAvgMeasurement`: a plain average over the first `warmup` samples, then an EMA

@@ -79,17 +79,17 @@ pub struct RampProgress {
 #[non_exhaustive]
 pub(crate) struct ControllerStats {
     /// Adjustments that raised the limit.
-    pub adjustments_up: u64,
+    pub(crate) adjustments_up: u64,
     /// Adjustments that lowered the limit.
-    pub adjustments_down: u64,
+    pub(crate) adjustments_down: u64,
     /// Adjustment ticks that saw an SLA warning.
-    pub sla_warnings: u64,
+    pub(crate) sla_warnings: u64,
     /// Adjustment ticks that saw an SLA critical.
-    pub sla_criticals: u64,
+    pub(crate) sla_criticals: u64,
     /// Adjustment ticks run (including holds and frozen ticks).
-    pub ticks: u64,
+    pub(crate) ticks: u64,
     /// The latest change of the limit.
-    pub last_change: Option<LimitChange>,
+    pub(crate) last_change: Option<LimitChange>,
 }
 
 #[derive(Debug, Clone)]

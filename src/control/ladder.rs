@@ -9,18 +9,18 @@ use crate::events::ChangeReason;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct LadderInput {
     /// The latency statistic for the SLA rules (the triggering sample, or a percentile).
-    pub rtt: Duration,
+    pub(crate) rtt: Duration,
     /// The latency trend for the gradient rules.
-    pub gradient: f64,
+    pub(crate) gradient: f64,
 }
 
 /// The ladder's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Adjustment {
     /// The next limit, clamped to the bounds.
-    pub limit: u32,
+    pub(crate) limit: u32,
     /// Which rule matched; `None` in the dead band.
-    pub reason: Option<ChangeReason>,
+    pub(crate) reason: Option<ChangeReason>,
 }
 
 /// Applies the first matching rule of the ladder to `current`:

@@ -7,15 +7,15 @@ use super::{from_millis_f64, millis_f64, LatencySignal, SampleStats, SignalSnaps
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub(crate) struct BucketStats {
     /// The second (since the clock's origin) this bucket holds.
-    pub second: u64,
+    pub(crate) second: u64,
     /// Sum of samples, in milliseconds.
-    pub sum_ms: f64,
+    pub(crate) sum_ms: f64,
     /// Number of samples.
-    pub count: u32,
+    pub(crate) count: u32,
     /// Smallest sample, in milliseconds.
-    pub min_ms: f64,
+    pub(crate) min_ms: f64,
     /// Largest sample, in milliseconds.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 /// Latency in a fixed ring of one-second buckets.

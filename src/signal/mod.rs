@@ -20,9 +20,9 @@ use std::time::Duration;
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub(crate) struct SignalSnapshot {
     /// Smoothed latency; `None` before the first sample.
-    pub smoothed_rtt: Option<Duration>,
+    pub(crate) smoothed_rtt: Option<Duration>,
     /// Relative latency trend: positive means slowing down. Zero until enough samples exist.
-    pub gradient: f64,
+    pub(crate) gradient: f64,
 }
 
 /// Sample statistics of a signal.
