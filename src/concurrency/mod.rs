@@ -1,6 +1,6 @@
 //! The concurrency axis: an adaptive limit on requests in flight.
 //!
-//! This is the capacity guard (`DESIGN.md`): a limit on work in flight is self-clocking — when
+//! This is the capacity guard: a limit on work in flight is self-clocking — when
 //! the service slows down, fewer slots free up, so admissions slow down at once, before any
 //! latency statistic has moved. The rate axis then serves per-client fairness. Both may run in
 //! one throttle: [`AdaptiveThrottle::acquire`](crate::AdaptiveThrottle::acquire) checks the

@@ -111,7 +111,7 @@ fn recommended_beats_both_static_limits_on_total_goodput() {
 
 #[test]
 fn baldur_preset_loses_most_goodput_when_capacity_halves() {
-    // Why `baldur()` is a preset, not the default (DESIGN.md, "The adaptive loop").
+    // Why `baldur()` is a preset, not the default (`ThrottleConfig::default`'s docs).
     let e = halving();
     assert!(e.total_goodput_vs_oracle("baldur") < 0.5);
     assert!(e.total_goodput_vs_oracle("recommended") > 2.0 * e.total_goodput_vs_oracle("baldur"));
