@@ -571,4 +571,4 @@ impl Drop for ConcurrencyPermit {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

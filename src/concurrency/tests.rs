@@ -13,7 +13,8 @@ fn limiter(cfg: ConcurrencyConfig) -> (ConcurrencyLimiter, ManualClock) {
     (ConcurrencyLimiter::with_clock(cfg, clock.clone()), clock)
 }
 
-fn fixed(limit: u32) -> ConcurrencyConfig {
+/// An in-flight limit pinned at `limit`, shared equally by the tiers.
+pub(crate) fn fixed(limit: u32) -> ConcurrencyConfig {
     ConcurrencyConfig::builder()
         .min_limit(limit)
         .initial_limit(limit)

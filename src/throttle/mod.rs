@@ -351,19 +351,8 @@ impl AdaptiveThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConcurrencyConfig, TierShares};
+    use crate::concurrency::tests::fixed;
     use crate::{Axis, ManualClock};
-
-    /// An in-flight limit pinned at `limit`, shared equally by the tiers.
-    fn fixed(limit: u32) -> ConcurrencyConfig {
-        ConcurrencyConfig::builder()
-            .min_limit(limit)
-            .initial_limit(limit)
-            .max_limit(limit)
-            .tier_shares(TierShares::equal())
-            .build()
-            .unwrap()
-    }
 
     #[test]
     fn throttle_acquire_checks_concurrency_then_rate() {
