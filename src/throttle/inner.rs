@@ -127,7 +127,7 @@ impl AdaptiveThrottle {
         }
         let now = now.unwrap_or_else(|| inner.clock.now());
         self.poll_governance(now);
-        self.advance_if_due(now);
+        self.advance_if_due(|| now);
         let limit = match inner.tier_limit(tier) {
             Ok(limit) => limit,
             Err(reason) => {
@@ -160,9 +160,11 @@ impl AdaptiveThrottle {
         self.decision_from(rd, limit, tier, now_ms)
     }
 
-    /// Moves what moves with time alone (ramp stages, an open breaker's timer) up to `now`.
-    pub(super) fn advance_if_due(&self, now: Duration) {
+    /// Moves what moves with time alone (ramp stages, an open breaker's timer) up to `now`,
+    /// reading the clock only when something does.
+    pub(super) fn advance_if_due(&self, now: impl FnOnce() -> Duration) {
         if self.inner.awaits_time.load(Ordering::Acquire) {
+            let now = now();
             self.with_controller(now, |c, events| c.advance(now, events));
         }
     }

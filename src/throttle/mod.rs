@@ -204,7 +204,7 @@ impl AdaptiveThrottle {
     /// The current limit (per key per window on the rate axis). It already is the min-winner of
     /// the adaptive limit and every active governance reduction.
     pub fn current_limit(&self) -> u32 {
-        self.advance_if_due(self.now());
+        self.advance_if_due(|| self.now());
         self.inner.limit.load(Ordering::Acquire)
     }
 
@@ -218,7 +218,7 @@ impl AdaptiveThrottle {
     /// that critical traffic keeps the pre-reduction base during an external reduction, and
     /// emergency tier multipliers apply. Zero when the tier is blocked outright.
     pub fn effective_limit(&self, tier: Tier) -> u32 {
-        self.advance_if_due(self.now());
+        self.advance_if_due(|| self.now());
         self.inner.tier_limit(tier).unwrap_or(0)
     }
 
