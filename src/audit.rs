@@ -289,7 +289,7 @@ mod tests {
             at: Duration::from_millis(u64::from(n)),
             previous: n,
             new: n + 1,
-            reason: ChangeReason::GradientDecrease,
+            reason: ChangeReason::Headroom,
             rtt: Some(Duration::from_millis(10)),
             gradient: -0.1,
         })

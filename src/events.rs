@@ -18,10 +18,16 @@ pub enum ChangeReason {
     SlaCritical,
     /// Latency at or above `sla_warning`: cut by `decrease_ratio`.
     SlaWarning,
-    /// Latency trend rising above `gradient_up_threshold`: cut by `decrease_ratio`.
-    GradientIncrease,
-    /// Latency trend falling below `gradient_down_threshold`: the limit grows.
-    GradientDecrease,
+    /// Latency rising: the ladder's trend above `gradient_up_threshold` (cut by
+    /// `decrease_ratio`), or the capacity estimate reading queueing (cut towards the delivered
+    /// rate).
+    LatencyRising,
+    /// Latency at its floor: the ladder's trend below `gradient_down_threshold`, or the capacity
+    /// estimate growing a limit that binds (or one too close to what is delivered).
+    Headroom,
+    /// The capacity estimate moved without a latency signal of its own: it followed the
+    /// in-flight limit, came down towards what is used, or re-measured its baseline.
+    CapacityEstimate,
     /// A recovery ramp stage landed.
     RampStage,
     /// The recovery ramp ended and a deferred increase was applied.
@@ -48,11 +54,12 @@ pub enum ChangeReason {
 
 impl ChangeReason {
     /// Every reason.
-    pub const ALL: [ChangeReason; 15] = [
+    pub const ALL: [ChangeReason; 16] = [
         Self::SlaCritical,
         Self::SlaWarning,
-        Self::GradientIncrease,
-        Self::GradientDecrease,
+        Self::LatencyRising,
+        Self::Headroom,
+        Self::CapacityEstimate,
         Self::RampStage,
         Self::RampCompleted,
         Self::ConfigSwap,
@@ -71,8 +78,9 @@ impl ChangeReason {
         match self {
             Self::SlaCritical => "sla_critical",
             Self::SlaWarning => "sla_warning",
-            Self::GradientIncrease => "gradient_increase",
-            Self::GradientDecrease => "gradient_decrease",
+            Self::LatencyRising => "latency_rising",
+            Self::Headroom => "headroom",
+            Self::CapacityEstimate => "capacity_estimate",
             Self::RampStage => "ramp_stage",
             Self::RampCompleted => "ramp_completed",
             Self::ConfigSwap => "config_swap",
@@ -87,11 +95,15 @@ impl ChangeReason {
         }
     }
 
-    /// True for the reasons the latency ladder produces (as opposed to operator actions).
+    /// True for the reasons the adaptive loop produces (as opposed to operator actions).
     pub const fn is_adaptive(self) -> bool {
         matches!(
             self,
-            Self::SlaCritical | Self::SlaWarning | Self::GradientIncrease | Self::GradientDecrease
+            Self::SlaCritical
+                | Self::SlaWarning
+                | Self::LatencyRising
+                | Self::Headroom
+                | Self::CapacityEstimate
         )
     }
 }

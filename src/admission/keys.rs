@@ -55,6 +55,60 @@ pub(crate) struct KeyTable {
     per_shard_cap: usize,
     hasher: foldhash::fast::RandomState,
     evicted: AtomicU64,
+    active: ActiveKeys,
+}
+
+/// Distinct keys seen in the current window and in the one before (windows aligned to the
+/// clock): the number a fair share divides by. An estimate: a race at a window boundary may
+/// miscount a key, never grow memory.
+#[derive(Debug, Default)]
+struct ActiveKeys {
+    window: AtomicU64,
+    current: AtomicU64,
+    previous: AtomicU64,
+}
+
+impl ActiveKeys {
+    fn rotate(&self, window: u64) {
+        let seen = self.window.load(Ordering::Acquire);
+        if window > seen
+            && self
+                .window
+                .compare_exchange(seen, window, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            let current = self.current.swap(0, Ordering::AcqRel);
+            let previous = if window == seen + 1 { current } else { 0 };
+            self.previous.store(previous, Ordering::Release);
+        }
+    }
+
+    fn touch(&self, window: u64) {
+        self.rotate(window);
+        self.current.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn count(&self, window: u64) -> u64 {
+        self.rotate(window);
+        self.current
+            .load(Ordering::Acquire)
+            .max(self.previous.load(Ordering::Acquire))
+    }
+
+    fn clear(&self) {
+        self.current.store(0, Ordering::Release);
+        self.previous.store(0, Ordering::Release);
+    }
+}
+
+/// For a key sharing one service-wide limit: the window keys are counted in, and the check of
+/// the shared limit, run (under the key's lock) only when the key's own quota admits.
+pub(crate) struct Shared<G> {
+    pub(crate) window_ms: u64,
+    /// Whether the key has a quota of its own below the shared limit (with one key, or a
+    /// quota as large as the limit, the shared limit alone decides).
+    pub(crate) own_quota: bool,
+    pub(crate) gate: G,
 }
 
 impl KeyTable {
@@ -70,7 +124,67 @@ impl KeyTable {
             per_shard_cap: (max_keys / shards).max(1),
             hasher: foldhash::fast::RandomState::default(),
             evicted: AtomicU64::new(0),
+            active: ActiveKeys::default(),
         }
+    }
+
+    /// Distinct keys seen in this window or the previous one (at least 1).
+    pub(crate) fn active(&self, now_ms: u64, window_ms: u64) -> u64 {
+        self.active.count(now_ms / window_ms.max(1)).max(1)
+    }
+
+    /// Checks one request of `digest` against its own quota and, when that admits, against a
+    /// shared limit (`shared.gate`, which consumes on success): a request denied by either
+    /// consumes nothing. Every key that asks is counted as active, admitted or not.
+    pub(crate) fn check_shared<G>(
+        &self,
+        digest: u64,
+        strategy: &AnyStrategy,
+        now_ms: u64,
+        shared: Shared<G>,
+    ) -> RateDecision
+    where
+        G: FnOnce() -> Result<(), RateDecision>,
+    {
+        let window = now_ms / shared.window_ms.max(1);
+        let mut shard = self.shard(digest).lock();
+        if !shard.contains_key(&digest) {
+            if shard.len() >= self.per_shard_cap {
+                let evicted = sweep(&mut shard, self.per_shard_cap, strategy, now_ms);
+                self.evicted.fetch_add(evicted, Ordering::Relaxed);
+            }
+            shard.insert(
+                digest,
+                Slot {
+                    state: AnyState::default(),
+                    last_seen_ms: now_ms,
+                },
+            );
+            self.active.touch(window);
+        }
+        let slot = shard.get_mut(&digest).expect("inserted above");
+        if slot.last_seen_ms / shared.window_ms.max(1) < window {
+            self.active.touch(window);
+        }
+        slot.last_seen_ms = slot.last_seen_ms.max(now_ms);
+        if shared.own_quota {
+            let own = strategy.peek(&slot.state, now_ms);
+            if !own.allowed {
+                return own;
+            }
+        }
+        if let Err(denied) = (shared.gate)() {
+            return denied;
+        }
+        if !shared.own_quota {
+            // The shared limit decided; the key's own window describes the remaining room.
+            let mut admitted = strategy.peek(&slot.state, now_ms);
+            admitted.allowed = true;
+            admitted.retry_after_ms = 0;
+            return admitted;
+        }
+        // Admitted: the key's own state moves too, so its quota holds when others arrive.
+        strategy.check(&mut slot.state, now_ms, 1)
     }
 
     pub(crate) fn digest<K: Hash + ?Sized>(&self, key: &K) -> u64 {
@@ -132,6 +246,7 @@ impl KeyTable {
         for shard in self.shards.iter() {
             shard.lock().clear();
         }
+        self.active.clear();
     }
 
     pub(crate) fn len(&self) -> usize {

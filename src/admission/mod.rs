@@ -1,5 +1,7 @@
 //! Admission on the rate axis: per-key strategy state in a bounded, sharded table.
 
+mod global;
 mod keys;
 
-pub(crate) use keys::KeyTable;
+pub(crate) use global::{GlobalCell, GlobalRate, GlobalView};
+pub(crate) use keys::{KeyTable, Shared};

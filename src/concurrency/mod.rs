@@ -233,6 +233,15 @@ impl ConcurrencyLimiter {
         self.shared.inflight.load(Ordering::Acquire)
     }
 
+    /// Permits ever handed out (every tier).
+    pub(crate) fn admitted_total(&self) -> u64 {
+        self.shared
+            .admitted
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The in-flight count below which a request of `tier` is admitted:
     /// `max(1, floor(limit × share))`.
     pub(crate) fn tier_limit(&self, tier: Tier) -> u32 {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    ConcurrencyConfig, ConfigError, IncreaseSizing, RateStrategy, SignalKind, SlaTrigger,
-    ThrottleConfig, TrendEstimator,
+    Adaptation, ConcurrencyConfig, ConfigError, IncreaseSizing, KeyQuota, RateStrategy, SignalKind,
+    SlaTrigger, ThrottleConfig, TrendEstimator,
 };
 
 /// Consuming builder for [`ThrottleConfig`]; nothing is checked until [`build`](Self::build).
@@ -72,6 +72,11 @@ impl ThrottleConfigBuilder {
         max_keys: usize;
         /// Capacity of the event channel (default 1024).
         event_capacity: usize;
+        /// How the limit is steered (recommended: the capacity estimate; Baldur: the ladder).
+        adaptation: Adaptation;
+        /// What one key may use of the limit (recommended: a fair share of the service-wide
+        /// limit; Baldur: the whole limit per key).
+        key_quota: KeyQuota;
     }
 
     /// Recovery ramp stages as fractions of the pre-incident base (default 0.8, 0.9, 1.0):

@@ -100,6 +100,15 @@ pub enum ConfigError {
         /// The allowed range.
         range: &'static str,
     },
+    /// A parameter of the capacity estimate is outside its range.
+    CapacityValueOutOfRange {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// The allowed range.
+        range: &'static str,
+    },
     /// The concurrency aggregation window's bounds are inverted.
     ConcurrencyWindowsOutOfOrder {
         /// `min_window`.
@@ -165,6 +174,9 @@ impl fmt::Display for ConfigError {
             ),
             Self::ConcurrencyValueOutOfRange { name, value, range } => {
                 write!(f, "concurrency {name} must be in {range}, got {value}")
+            }
+            Self::CapacityValueOutOfRange { name, value, range } => {
+                write!(f, "capacity estimate {name} must be in {range}, got {value}")
             }
             Self::ConcurrencyWindowsOutOfOrder {
                 min_window,

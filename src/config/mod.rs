@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 mod builder;
+mod capacity;
 mod concurrency;
 mod defaults;
 mod error;
@@ -28,6 +29,7 @@ mod validate;
 #[cfg(feature = "serde")]
 pub(crate) use self::serde::duration_ms;
 pub use builder::ThrottleConfigBuilder;
+pub use capacity::*;
 pub use concurrency::*;
 pub use defaults::*;
 pub use error::ConfigError;
@@ -195,6 +197,10 @@ pub struct ThrottleConfig {
     pub(crate) event_capacity: usize,
     /// The concurrency axis (capacity guard); `None` turns it off.
     pub(crate) concurrency: Option<ConcurrencyConfig>,
+    /// How the limit is steered.
+    pub(crate) adaptation: Adaptation,
+    /// What one key may use of the limit.
+    pub(crate) key_quota: KeyQuota,
 }
 
 impl Default for ThrottleConfig {
@@ -250,6 +256,12 @@ impl Default for ThrottleConfig {
                 burst_fraction: DEFAULT_GCRA_BURST_FRACTION,
             },
             concurrency: Some(ConcurrencyConfig::default()),
+            adaptation: Adaptation::CapacityEstimate(CapacityEstimate::default()),
+            key_quota: KeyQuota::FairShare,
+            window: DEFAULT_CAPACITY_WINDOW,
+            initial_limit: DEFAULT_CAPACITY_INITIAL_LIMIT,
+            min_limit: DEFAULT_CAPACITY_MIN_LIMIT,
+            max_limit: DEFAULT_CAPACITY_MAX_LIMIT,
             ..Self::baldur_values()
         }
     }
@@ -311,6 +323,8 @@ impl ThrottleConfig {
             max_keys: DEFAULT_MAX_KEYS,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             concurrency: None,
+            adaptation: Adaptation::Ladder,
+            key_quota: KeyQuota::WholeLimit,
         }
     }
 
@@ -422,6 +436,14 @@ impl ThrottleConfig {
     /// The concurrency axis, if on.
     pub fn concurrency(&self) -> Option<&ConcurrencyConfig> {
         self.concurrency.as_ref()
+    }
+    /// How the limit is steered.
+    pub fn adaptation(&self) -> Adaptation {
+        self.adaptation
+    }
+    /// What one key may use of the limit.
+    pub fn key_quota(&self) -> KeyQuota {
+        self.key_quota
     }
 
     pub(crate) fn clamp(&self, limit: u64) -> u32 {

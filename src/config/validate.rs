@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    ConfigError, IncreaseSizing, RateStrategy, SignalKind, SlaTrigger, ThrottleConfig,
+    Adaptation, ConfigError, IncreaseSizing, RateStrategy, SignalKind, SlaTrigger, ThrottleConfig,
     TrendEstimator,
 };
 
@@ -147,6 +147,10 @@ impl ThrottleConfig {
                 name: "event_capacity",
             });
         }
+        if let Adaptation::CapacityEstimate(c) = &self.adaptation {
+            c.validate()?;
+        }
+        self.key_quota.validate()?;
         if let Some(c) = &self.concurrency {
             c.validate()?;
         }

@@ -1,10 +1,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::capacity::{CapacityEstimator, Estimate, Observation};
 use super::interval::IntervalSamples;
 use super::ladder::{next_limit, LadderInput};
 use crate::breaker::CircuitBreaker;
-use crate::config::{SignalKind, SlaTrigger, ThrottleConfig, TrendEstimator};
+use crate::config::{Adaptation, SignalKind, SlaTrigger, ThrottleConfig, TrendEstimator};
 use crate::counters::{RttHistogram, RttTally};
 use crate::events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 use crate::governance::{BreakerState, GovernanceState};
@@ -151,6 +152,29 @@ pub(crate) struct Controller {
     gov: GovernanceState,
     breaker: Option<CircuitBreaker>,
     rtt_tally: RttTally,
+    /// The capacity estimate, with `Adaptation::CapacityEstimate`.
+    capacity: Option<CapacityEstimator>,
+    /// What the throttle admitted and rejected, as of the latest record.
+    demand: Demand,
+}
+
+/// What the throttle's admission path has seen, handed to the controller with each sample (the
+/// controller itself never sees admissions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Demand {
+    /// Requests admitted, ever.
+    pub(crate) admitted: u64,
+    /// Requests the service-wide limit rejected, ever.
+    pub(crate) rejected: u64,
+    /// The in-flight limit and the permits it ever handed out, when the concurrency axis is on.
+    pub(crate) inflight: Option<(u32, u64)>,
+}
+
+fn estimator_for(cfg: &ThrottleConfig) -> Option<CapacityEstimator> {
+    match cfg.adaptation {
+        Adaptation::CapacityEstimate(p) => Some(CapacityEstimator::new(p)),
+        _ => None,
+    }
 }
 
 impl Controller {
@@ -183,6 +207,8 @@ impl Controller {
             gov: GovernanceState::default(),
             breaker: None,
             rtt_tally: RttTally::default(),
+            capacity: estimator_for(&cfg),
+            demand: Demand::default(),
             cfg,
         }
     }
@@ -255,6 +281,22 @@ impl Controller {
                 .is_some_and(|b| b.stats().state == BreakerState::Open)
     }
 
+    /// Whether the controller needs [`Demand`] with each sample (the capacity estimate does).
+    pub(crate) fn wants_demand(&self) -> bool {
+        self.capacity.is_some()
+    }
+
+    /// What the admission path has seen so far (read before a sample is recorded).
+    pub(crate) fn set_demand(&mut self, demand: Demand) {
+        self.demand = demand;
+    }
+
+    /// The capacity estimate's latest figures and its no-load latency.
+    pub(crate) fn capacity(&self) -> Option<(Estimate, Option<Duration>)> {
+        let c = self.capacity.as_ref()?;
+        Some((c.latest()?, c.baseline()))
+    }
+
     /// Feeds one response time observed at `now`. The sample always reaches the signal; at most
     /// once per `sample_interval` (the gate starts open) the ladder runs and may change the
     /// limit, unless frozen.
@@ -290,6 +332,9 @@ impl Controller {
         events: &mut Vec<ThrottleEvent>,
     ) {
         self.signal.as_dyn_mut().add(rtt, now);
+        if let Some(c) = self.capacity.as_mut() {
+            c.completed();
+        }
         // With `skip_stale_samples`, a request admitted before the latest change describes the
         // old limit: it reaches the signal but not the ladder, which waits for fresh samples.
         let stale = self.cfg.skip_stale_samples
@@ -367,6 +412,16 @@ impl Controller {
                 g
             }
         };
+        let capacity = self.capacity.as_mut().map(|c| {
+            c.observe(Observation {
+                now,
+                mean_ms: mean.filter(|_| enough),
+                admitted: self.demand.admitted,
+                rejected: self.demand.rejected,
+                inflight: self.demand.inflight,
+                rate: f64::from(self.limit) / self.cfg.window.as_secs_f64().max(1e-9),
+            })
+        });
         self.interval.clear();
 
         if sla_rtt >= self.cfg.sla_critical {
@@ -387,15 +442,29 @@ impl Controller {
         if self.freeze != 0 {
             return;
         }
-        let input = LadderInput {
-            rtt: sla_rtt,
-            gradient,
+        let (target, reason, gradient) = match capacity {
+            None => {
+                let input = LadderInput {
+                    rtt: sla_rtt,
+                    gradient,
+                };
+                let adj = next_limit(self.limit, input, &self.cfg);
+                let Some(reason) = adj.reason else {
+                    return;
+                };
+                (adj.limit, reason, gradient)
+            }
+            Some(None) => return,
+            Some(Some(estimate)) => {
+                let Some((target, reason)) = self.capacity_target(estimate, sla_rtt) else {
+                    return;
+                };
+                // The trend the estimate saw: how far latency sits above its floor.
+                let gradient = estimate.mean_ms / estimate.baseline_ms.max(1e-9) - 1.0;
+                (target, reason, gradient)
+            }
         };
-        let adj = next_limit(self.limit, input, &self.cfg);
-        let Some(reason) = adj.reason else {
-            return;
-        };
-        let mut target = adj.limit;
+        let mut target = target;
         if let (true, Some(cap)) = (target > self.limit, self.gov.reduction_cap) {
             // Min-winner: while an external reduction is active the ladder may cut below its
             // cap but never raise the limit above it.
@@ -420,10 +489,35 @@ impl Controller {
         } else if target > self.limit {
             self.stats.adjustments_up += 1;
             self.last_was_cut = false;
-        } else if reason == ChangeReason::GradientDecrease {
+        } else if reason == ChangeReason::Headroom {
             self.last_was_cut = false;
         }
         self.set_limit(target, reason, Some(sla_rtt), gradient, now, events);
+    }
+
+    /// The limit per window the capacity estimate asks for, after the SLA rules (which still
+    /// cut, from what is delivered); `None` inside the dead band (2 %), so the limit does not
+    /// twitch with every adjustment.
+    fn capacity_target(&self, e: Estimate, sla_rtt: Duration) -> Option<(u32, ChangeReason)> {
+        let cfg = &self.cfg;
+        let window = cfg.window.as_secs_f64();
+        let current = f64::from(self.limit) / window.max(1e-9);
+        let (rate, reason) = if sla_rtt >= cfg.sla_critical {
+            (
+                e.delivered.min(current) * cfg.critical_decrease_ratio,
+                ChangeReason::SlaCritical,
+            )
+        } else if sla_rtt >= cfg.sla_warning {
+            (
+                e.delivered.min(current) * cfg.decrease_ratio,
+                ChangeReason::SlaWarning,
+            )
+        } else {
+            (e.rate, e.reason)
+        };
+        let target = cfg.clamp((rate * window).round().max(0.0) as u64);
+        let band = (f64::from(self.limit) * 0.02).max(1.0);
+        ((f64::from(target) - f64::from(self.limit)).abs() >= band).then_some((target, reason))
     }
 
     /// Sets the limit, emitting `LimitChanged` (and `LimitRecovered` when it leaves the floor).
@@ -519,6 +613,9 @@ impl Controller {
         events: &mut Vec<ThrottleEvent>,
     ) -> Arc<ThrottleConfig> {
         let old = std::mem::replace(&mut self.cfg, cfg);
+        if old.adaptation != self.cfg.adaptation {
+            self.capacity = estimator_for(&self.cfg);
+        }
         match &mut self.signal {
             Signal::Ema(s) if self.cfg.signal == SignalKind::Ema => {
                 s.reconfigure(self.cfg.smoothing_factor, self.cfg.min_samples);
@@ -559,6 +656,9 @@ impl Controller {
     /// cleared, no freeze, no ramp, gate open).
     pub(crate) fn reset(&mut self, now: Duration, events: &mut Vec<ThrottleEvent>) {
         let initial = self.cfg.initial_limit;
+        if let Some(c) = self.capacity.as_mut() {
+            c.reset();
+        }
         for reason in FreezeReason::ALL {
             self.unfreeze(reason, now, events);
         }

@@ -42,10 +42,7 @@ pub(super) fn next_limit(current: u32, input: LadderInput, cfg: &ThrottleConfig)
     } else if input.rtt >= cfg.sla_warning {
         (cut(cfg.decrease_ratio), Some(ChangeReason::SlaWarning))
     } else if input.gradient > cfg.gradient_up_threshold {
-        (
-            cut(cfg.decrease_ratio),
-            Some(ChangeReason::GradientIncrease),
-        )
+        (cut(cfg.decrease_ratio), Some(ChangeReason::LatencyRising))
     } else if input.gradient < cfg.gradient_down_threshold {
         let step = u64::from(cfg.increase_step);
         let increase = match cfg.increase_sizing {
@@ -56,7 +53,7 @@ pub(super) fn next_limit(current: u32, input: LadderInput, cfg: &ThrottleConfig)
         };
         (
             u64::from(current).saturating_add(increase),
-            Some(ChangeReason::GradientDecrease),
+            Some(ChangeReason::Headroom),
         )
     } else {
         (u64::from(current), None)
@@ -102,17 +99,17 @@ mod tests {
             (100, 200, -0.9, 90, Some(SlaWarning)),
             (100, 499, 0.9, 90, Some(SlaWarning)),
             // rule 3: rising trend, strict threshold
-            (100, 50, 0.11, 90, Some(GradientIncrease)),
+            (100, 50, 0.11, 90, Some(LatencyRising)),
             (100, 50, 0.1, 100, None),
             // rule 4: falling trend, strict threshold
-            (100, 50, -0.06, 101, Some(GradientDecrease)),
+            (100, 50, -0.06, 101, Some(Headroom)),
             (100, 50, -0.05, 100, None),
             // rule 5: dead band
             (100, 199, 0.0, 100, None),
             // clamps
             (11, 600, 0.0, 10, Some(SlaCritical)),
             (10, 600, 0.0, 10, Some(SlaCritical)),
-            (500, 50, -0.5, 500, Some(GradientDecrease)),
+            (500, 50, -0.5, 500, Some(Headroom)),
             // floor of the product
             (99, 250, 0.0, 89, Some(SlaWarning)),
             (99, 600, 0.0, 69, Some(SlaCritical)),

@@ -5,9 +5,10 @@
 //! reported as [`ThrottleEvent`](crate::ThrottleEvent)s pushed into a caller-owned buffer, so a
 //! [`Controller`] can be driven by a test, a simulator or the [`AdaptiveThrottle`](crate::AdaptiveThrottle).
 
+mod capacity;
 mod controller;
 mod interval;
 mod ladder;
 
-pub(crate) use controller::Controller;
+pub(crate) use controller::{Controller, Demand};
 pub use controller::{RampProgress, Regime};

@@ -11,12 +11,14 @@ use tokio::sync::broadcast;
 
 use super::rules::RuleSet;
 use super::AdaptiveThrottle;
-use crate::admission::KeyTable;
+use crate::admission::{GlobalCell, GlobalRate, KeyTable, Shared};
 use crate::audit::AuditTrail;
 use crate::clock::{as_millis_u64, Clock};
 use crate::concurrency::ConcurrencyLimiter;
-use crate::config::{RateStrategy, ThrottleConfig};
-use crate::control::{Controller, Regime};
+use crate::config::{
+    KeyQuota, RateStrategy, ThrottleConfig, TierShares, DEFAULT_GCRA_BURST_FRACTION,
+};
+use crate::control::{Controller, Demand, Regime};
 use crate::counters::{tier_index, Counters};
 use crate::decision::{Axis, Decision, RejectReason, Tier};
 use crate::events::ThrottleEvent;
@@ -43,6 +45,11 @@ pub(super) struct Inner {
     pub(super) disabled: AtomicBool,
     pub(super) controller: Mutex<Controller>,
     pub(super) keys: KeyTable,
+    /// The service-wide limit the keys share (unused with `KeyQuota::WholeLimit`).
+    pub(super) global: GlobalCell,
+    /// Requests the service-wide limit rejected: what tells the capacity estimate that the
+    /// limit binds (with `WholeLimit`, every rate-axis rejection).
+    pub(super) capacity_rejected: AtomicU64,
     pub(super) rules: ArcSwap<RuleSet>,
     pub(super) audit: AuditTrail,
     pub(super) counters: Counters,
@@ -80,6 +87,8 @@ impl Inner {
             awaits_time: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
             keys: KeyTable::new(cfg.max_keys),
+            global: GlobalCell::default(),
+            capacity_rejected: AtomicU64::new(0),
             controller: Mutex::new(controller),
             rules: ArcSwap::from_pointee(RuleSet::new()),
             audit: AuditTrail::default(),
@@ -138,12 +147,20 @@ impl AdaptiveThrottle {
             }
         };
         let cfg = inner.config.load();
-        let strategy = strategy_for(&cfg, limit);
         let now_ms = as_millis_u64(now);
-        let rd = if consume {
-            inner.keys.check(digest, &strategy, now_ms, 1)
+        let (rd, limit) = if cfg.key_quota.is_shared() {
+            self.check_shared(digest, tier, consume, &cfg, limit, now)
         } else {
-            inner.keys.peek(digest, &strategy, now_ms)
+            let strategy = strategy_for(&cfg, limit);
+            let rd = if consume {
+                inner.keys.check(digest, &strategy, now_ms, 1)
+            } else {
+                inner.keys.peek(digest, &strategy, now_ms)
+            };
+            if consume && !rd.allowed {
+                inner.capacity_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            (rd, limit)
         };
         if consume {
             inner.counters.decision(
@@ -158,6 +175,94 @@ impl AdaptiveThrottle {
             }
         }
         self.decision_from(rd, limit, tier, now_ms)
+    }
+
+    /// The rate axis when keys share one service-wide limit: the key's quota (its fair share
+    /// of `limit` among the active keys, or a fixed quota capped by `limit`), then the
+    /// service-wide cell. Returns the decision and the key's quota.
+    fn check_shared(
+        &self,
+        digest: u64,
+        tier: Tier,
+        consume: bool,
+        cfg: &ThrottleConfig,
+        limit: u32,
+        now: Duration,
+    ) -> (RateDecision, u32) {
+        let inner = &*self.inner;
+        let now_ms = as_millis_u64(now);
+        let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
+        let window_ms = as_millis_u64(cfg.window).max(1);
+        let limit = limit.max(1);
+        let quota = match cfg.key_quota {
+            KeyQuota::Fixed(q) => q.min(limit),
+            _ => {
+                let active = inner.keys.active(now_ms, window_ms);
+                u32::try_from(u64::from(limit).div_ceil(active)).unwrap_or(limit)
+            }
+        }
+        .max(1);
+        let rate = global_rate(cfg, limit);
+        let global = inner.global.peek(&rate, tier, now_us);
+        let global_denial = |view: crate::admission::GlobalView| RateDecision {
+            allowed: false,
+            limit: u64::from(quota),
+            remaining: 0,
+            reset_at: now_ms + view.retry_after_us.div_ceil(1000).max(1),
+            retry_after_ms: view.retry_after_us.div_ceil(1000).max(1),
+        };
+        if !global.allowed {
+            if consume {
+                inner.capacity_rejected.fetch_add(1, Ordering::Relaxed);
+                // Still an active key: it asked.
+                inner.keys.active(now_ms, window_ms);
+            }
+            return (global_denial(global), quota);
+        }
+        let strategy = strategy_for(cfg, quota);
+        let mut rd = if consume {
+            let gate = || {
+                if inner.global.try_take(&rate, tier, now_us) {
+                    Ok(())
+                } else {
+                    inner.capacity_rejected.fetch_add(1, Ordering::Relaxed);
+                    Err(global_denial(inner.global.peek(&rate, tier, now_us)))
+                }
+            };
+            inner.keys.check_shared(
+                digest,
+                &strategy,
+                now_ms,
+                Shared {
+                    window_ms,
+                    own_quota: quota < limit,
+                    gate,
+                },
+            )
+        } else {
+            inner.keys.peek(digest, &strategy, now_ms)
+        };
+        if rd.allowed {
+            let left = inner.global.peek(&rate, tier, now_us).remaining;
+            rd.remaining = rd.remaining.min(left);
+        }
+        rd.limit = u64::from(quota);
+        (rd, quota)
+    }
+
+    /// Tells the controller what admission has seen, when its capacity estimate needs it.
+    pub(super) fn hand_demand(&self, c: &mut Controller) {
+        if c.wants_demand() {
+            let inner = &*self.inner;
+            c.set_demand(Demand {
+                admitted: inner.counters.allowed_total(),
+                rejected: inner.capacity_rejected.load(Ordering::Relaxed),
+                inflight: inner
+                    .concurrency
+                    .as_ref()
+                    .map(|l| (l.limit(), l.admitted_total())),
+            });
+        }
     }
 
     /// Moves what moves with time alone (ramp stages, an open breaker's timer) up to `now`,
@@ -303,6 +408,30 @@ impl AdaptiveThrottle {
         let now = self.inner.clock.now();
         self.with_controller(now, |c, events| f(c, now, events))
     }
+}
+
+/// The service-wide cell's parameters for `limit` per window: the configured GCRA burst (half
+/// the limit for other strategies), lower tiers held to their share of it.
+fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
+    let fraction = match cfg.rate_strategy {
+        RateStrategy::Gcra { burst_fraction } => burst_fraction,
+        _ => DEFAULT_GCRA_BURST_FRACTION,
+    };
+    let burst = (f64::from(limit) * fraction).ceil() as u64;
+    let shares = cfg
+        .concurrency()
+        .map_or_else(TierShares::default, |c| c.tier_shares());
+    let window_us = u64::try_from(cfg.window.as_micros()).unwrap_or(u64::MAX);
+    GlobalRate::new(
+        limit,
+        window_us,
+        burst,
+        [
+            1.0,
+            shares.of(Tier::Standard),
+            shares.of(Tier::NonEssential),
+        ],
+    )
 }
 
 /// The rate-axis strategy of `cfg` with the adaptive `limit` as its limit.

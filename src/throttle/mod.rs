@@ -186,7 +186,10 @@ impl AdaptiveThrottle {
 
     /// `record_response` at a time just read from this throttle's clock.
     pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
-        self.with_controller(now, |c, events| c.record(rtt, now, events));
+        self.with_controller(now, |c, events| {
+            self.hand_demand(c);
+            c.record(rtt, now, events)
+        });
     }
 
     /// Feeds a request that failed in a way that signals overload (a 5xx or an inner error): it
@@ -198,7 +201,10 @@ impl AdaptiveThrottle {
 
     /// `record_overload` at a time just read from this throttle's clock.
     pub(crate) fn record_overload_at(&self, rtt: Duration, now: Duration) {
-        self.with_controller(now, |c, events| c.record_overload(rtt, now, events));
+        self.with_controller(now, |c, events| {
+            self.hand_demand(c);
+            c.record_overload(rtt, now, events)
+        });
     }
 
     /// The current limit (per key per window on the rate axis). It already is the min-winner of
@@ -270,6 +276,7 @@ impl AdaptiveThrottle {
             c.reset(now, events)
         });
         self.inner.keys.clear();
+        self.inner.global.reset();
         self.inner.shadow_rejected.store(0, Ordering::Relaxed);
         self.inner.counters.reset();
     }
@@ -361,6 +368,8 @@ mod tests {
             .initial_limit(2)
             .window(Duration::from_secs(60))
             .rate_strategy(crate::config::RateStrategy::SlidingWindowLog)
+            // Per-key limits: this test is about the order of the axes, not about shares.
+            .key_quota(crate::config::KeyQuota::WholeLimit)
             .concurrency(fixed(3))
             .build()
             .unwrap();

@@ -27,7 +27,7 @@ async fn replay_intervals_follow_the_capacity_table() {
         (|t| t.governance().set_load_shedding(Some(6)), 0.3, 45, 1000), // ratio 0.45 → ×10
     ];
     for (setup, min_recovery, limit, gap) in cases {
-        let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+        let throttle = AdaptiveThrottle::new(limits_100_to_500());
         setup(&throttle);
         assert_eq!(throttle.current_limit(), limit);
         let dlq = DeadLetterQueue::default();
@@ -57,7 +57,7 @@ async fn replay_intervals_follow_the_capacity_table() {
 
 #[tokio::test(start_paused = true)]
 async fn replay_does_not_start_while_unhealthy_and_announces_nothing() {
-    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let throttle = AdaptiveThrottle::new(limits_100_to_500());
     let dlq = DeadLetterQueue::default();
     capture_n(&dlq, 3).await;
     let mut events = dlq.subscribe();
@@ -91,7 +91,7 @@ async fn replay_does_not_start_while_unhealthy_and_announces_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn replay_stops_when_health_drops_mid_run_and_keeps_the_rest() {
-    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let throttle = AdaptiveThrottle::new(limits_100_to_500());
     let dlq = DeadLetterQueue::default();
     capture_n(&dlq, 25).await;
     let delivered = Arc::new(AtomicU64::new(0));
@@ -146,7 +146,7 @@ async fn replay_stops_when_health_drops_mid_run_and_keeps_the_rest() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_replays_are_retried_then_permanently_failed() {
-    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let throttle = AdaptiveThrottle::new(limits_100_to_500());
     let dlq = DeadLetterQueue::builder().max_attempts(3).build().unwrap();
     capture_n(&dlq, 2).await;
     // /items/0 always fails; /items/1 fails once then succeeds.
@@ -189,7 +189,7 @@ async fn failed_replays_are_retried_then_permanently_failed() {
 
 #[tokio::test(start_paused = true)]
 async fn auto_replay_starts_when_the_breaker_closes() {
-    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let throttle = AdaptiveThrottle::new(limits_100_to_500());
     throttle.governance().on_breaker_state(BreakerState::Open);
     let dlq = DeadLetterQueue::default();
     capture_n(&dlq, 12).await;
@@ -225,7 +225,7 @@ async fn auto_replay_starts_when_the_breaker_closes() {
 
 #[tokio::test(start_paused = true)]
 async fn auto_replay_starts_when_the_limit_recovers_to_half_of_initial() {
-    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let throttle = AdaptiveThrottle::new(limits_100_to_500());
     throttle.governance().set_load_shedding(Some(6)); // 45: below half of the initial 100
     let dlq = DeadLetterQueue::default();
     capture_n(&dlq, 5).await;
@@ -249,7 +249,7 @@ async fn auto_replay_starts_when_the_limit_recovers_to_half_of_initial() {
 
 #[tokio::test(start_paused = true)]
 async fn auto_replay_with_a_poll_interval_drains_work_rejected_while_healthy() {
-    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let throttle = AdaptiveThrottle::new(limits_100_to_500());
     let dlq = DeadLetterQueue::default();
     let log = Arc::new(Mutex::new(Vec::new()));
     let config = ReplayConfig::builder()
@@ -265,4 +265,15 @@ async fn auto_replay_with_a_poll_interval_drains_work_rejected_while_healthy() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(log.lock().unwrap().len(), 3);
     drop(auto);
+}
+
+/// The recommended configuration with the limits these tests are written against (100 to start,
+/// floor 10, ceiling 500 per window).
+fn limits_100_to_500() -> ThrottleConfig {
+    ThrottleConfig::builder()
+        .initial_limit(100)
+        .min_limit(10)
+        .max_limit(500)
+        .build()
+        .unwrap()
 }

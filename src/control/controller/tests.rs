@@ -60,7 +60,7 @@ fn rising_trend_cuts() {
     c.record(ms(50), ms(200), &mut ev);
     c.record(ms(100), ms(500), &mut ev); // 50 → 75: +0.5
     assert_eq!(c.limit(), 90);
-    assert_eq!(limits_of(&ev)[0].2, ChangeReason::GradientIncrease);
+    assert_eq!(limits_of(&ev)[0].2, ChangeReason::LatencyRising);
 }
 
 #[test]
@@ -317,5 +317,5 @@ fn time_bucketed_signal_drives_the_trend() {
     // the last tick saw recent half 150 vs previous half 100: +0.5
     assert!(limits_of(&ev)
         .iter()
-        .any(|(_, _, r)| *r == ChangeReason::GradientIncrease));
+        .any(|(_, _, r)| *r == ChangeReason::LatencyRising));
 }

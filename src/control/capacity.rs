@@ -1,0 +1,286 @@
+//! The capacity estimate: what the service can take now, as a rate, learned from what the
+//! throttle already sees — completions, their latency, and (with the concurrency axis) the
+//! in-flight limit. See [`CapacityEstimate`](crate::config::CapacityEstimate) for the rules.
+//!
+//! Pure: every input arrives in an [`Observation`], at most once per sample interval.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::config::CapacityEstimate;
+use crate::events::ChangeReason;
+
+/// Largest rise of the no-load baseline per adjustment (1 %): a lasting shift is accepted
+/// within about a minute, the queueing the limit itself causes is not.
+const BASELINE_RISE: f64 = 0.01;
+/// Share of requests the service-wide limit must reject in an interval for it to "bind".
+const BINDING_SHARE: f64 = 0.01;
+
+/// What the throttle saw since the last adjustment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observation {
+    pub(crate) now: Duration,
+    /// Mean latency of the fresh samples, in milliseconds.
+    pub(crate) mean_ms: Option<f64>,
+    /// Requests admitted and requests the service-wide limit rejected, ever (totals).
+    pub(crate) admitted: u64,
+    pub(crate) rejected: u64,
+    /// The in-flight limit and the permits it ever handed out, when the concurrency axis is on.
+    pub(crate) inflight: Option<(u32, u64)>,
+    /// The current limit as a rate per second.
+    pub(crate) rate: f64,
+}
+
+/// A new rate and why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Estimate {
+    /// Requests per second.
+    pub(crate) rate: f64,
+    pub(crate) reason: ChangeReason,
+    /// Completions per second since the last adjustment.
+    pub(crate) delivered: f64,
+    /// The no-load latency, in milliseconds.
+    pub(crate) baseline_ms: f64,
+    /// The mean latency the estimate saw, in milliseconds.
+    pub(crate) mean_ms: f64,
+}
+
+/// A cut made because latency rose, waiting to learn whether the latency was queueing.
+#[derive(Debug, Clone, Copy)]
+struct Suspect {
+    rate_before: f64,
+    mean_before: f64,
+    delivered_before: f64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CapacityEstimator {
+    params: CapacityEstimate,
+    last_at: Option<Duration>,
+    completions: u64,
+    last_admitted: u64,
+    last_rejected: u64,
+    last_permits: u64,
+    /// `(when, delivered per second)` of recent adjustments, for the windowed maximum.
+    delivered: VecDeque<(Duration, f64)>,
+    baseline_ms: Option<f64>,
+    queueing_seen: bool,
+    suspect: Option<Suspect>,
+    /// The latest figures, for stats.
+    latest: Option<Estimate>,
+}
+
+impl CapacityEstimator {
+    pub(crate) fn new(params: CapacityEstimate) -> Self {
+        Self {
+            params,
+            last_at: None,
+            completions: 0,
+            last_admitted: 0,
+            last_rejected: 0,
+            last_permits: 0,
+            delivered: VecDeque::new(),
+            baseline_ms: None,
+            queueing_seen: false,
+            suspect: None,
+            latest: None,
+        }
+    }
+
+    /// Counts one completed request (every recorded response, fresh or stale).
+    pub(crate) fn completed(&mut self) {
+        self.completions += 1;
+    }
+
+    /// The latest estimate's figures.
+    pub(crate) fn latest(&self) -> Option<Estimate> {
+        self.latest
+    }
+
+    /// The no-load latency baseline.
+    pub(crate) fn baseline(&self) -> Option<Duration> {
+        self.baseline_ms
+            .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    }
+
+    /// One adjustment: the new rate, or `None` when there is nothing to learn yet.
+    pub(crate) fn observe(&mut self, obs: Observation) -> Option<Estimate> {
+        let Some(last_at) = self.last_at.replace(obs.now) else {
+            self.completions = 0;
+            self.last_admitted = obs.admitted;
+            self.last_rejected = obs.rejected;
+            self.last_permits = obs.inflight.map_or(0, |(_, p)| p);
+            return None;
+        };
+        let dt = obs.now.saturating_sub(last_at).as_secs_f64();
+        let completions = std::mem::take(&mut self.completions);
+        let admitted = obs.admitted.saturating_sub(self.last_admitted);
+        let rejected = obs.rejected.saturating_sub(self.last_rejected);
+        self.last_admitted = obs.admitted;
+        self.last_rejected = obs.rejected;
+        // The in-flight limit speaks for the service only while permits are in use (a caller on
+        // the two-step API never takes one, even with the concurrency axis configured).
+        let inflight_limit = obs.inflight.and_then(|(limit, permits)| {
+            let used = permits > self.last_permits;
+            self.last_permits = permits;
+            used.then_some(limit)
+        });
+        let (Some(mean), true) = (obs.mean_ms, dt > 0.0) else {
+            return None;
+        };
+        let delivered = completions as f64 / dt;
+        self.delivered.push_back((obs.now, delivered));
+        while self
+            .delivered
+            .front()
+            .is_some_and(|(at, _)| obs.now.saturating_sub(*at) > self.params.delivery_window)
+        {
+            self.delivered.pop_front();
+        }
+        let best = self
+            .delivered
+            .iter()
+            .map(|(_, d)| *d)
+            .fold(delivered, f64::max);
+        let baseline = match self.baseline_ms {
+            None => mean,
+            Some(b) => mean.min(b * (1.0 + BASELINE_RISE)),
+        };
+        self.baseline_ms = Some(baseline);
+        let binding = rejected as f64 > BINDING_SHARE * (admitted + rejected) as f64;
+        let p = self.params;
+        let (rate, reason) = if let Some(inflight) = inflight_limit {
+            // The in-flight limit measures the same capacity directly: follow it (Little).
+            self.suspect = None;
+            let rate = p.rate_headroom * f64::from(inflight) / (mean / 1000.0).max(1e-6);
+            (rate, ChangeReason::CapacityEstimate)
+        } else if mean > p.tolerance * baseline {
+            self.queueing_seen = true;
+            match self.suspect.take() {
+                // The last cut lowered throughput but not latency: not queueing, a slower
+                // service. Accept its latency as the new floor and undo the cut.
+                Some(s)
+                    if mean >= 0.9 * s.mean_before && delivered <= 0.95 * s.delivered_before =>
+                {
+                    self.baseline_ms = Some(mean);
+                    (s.rate_before, ChangeReason::CapacityEstimate)
+                }
+                _ => {
+                    let drain = (p.tolerance * baseline / mean).max(p.min_drain);
+                    self.suspect = Some(Suspect {
+                        rate_before: obs.rate,
+                        mean_before: mean,
+                        delivered_before: delivered,
+                    });
+                    (delivered.min(obs.rate) * drain, ChangeReason::LatencyRising)
+                }
+            }
+        } else {
+            self.suspect = None;
+            if binding {
+                let gain = if self.queueing_seen {
+                    p.probe_gain
+                } else {
+                    p.startup_gain
+                };
+                ((obs.rate * (1.0 + gain)).max(best), ChangeReason::Headroom)
+            } else {
+                // Not binding: keep the limit at least `headroom` above what is delivered; an
+                // unused limit above that holds (it is what the service has shown it can take).
+                ((p.headroom * best).max(obs.rate), ChangeReason::Headroom)
+            }
+        };
+        let estimate = Estimate {
+            rate,
+            reason,
+            delivered,
+            baseline_ms: self.baseline_ms.unwrap_or(baseline),
+            mean_ms: mean,
+        };
+        self.latest = Some(estimate);
+        Some(estimate)
+    }
+
+    /// Forgets everything learnt (a reset).
+    pub(crate) fn reset(&mut self) {
+        *self = Self::new(self.params);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(t_ms: u64, mean_ms: f64, admitted: u64, rejected: u64, rate: f64) -> Observation {
+        Observation {
+            now: Duration::from_millis(t_ms),
+            mean_ms: Some(mean_ms),
+            admitted,
+            rejected,
+            inflight: None,
+            rate,
+        }
+    }
+
+    fn feed(e: &mut CapacityEstimator, completions: u64) {
+        for _ in 0..completions {
+            e.completed();
+        }
+    }
+
+    #[test]
+    fn queueing_cuts_towards_the_delivered_rate() {
+        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        assert!(e.observe(obs(0, 40.0, 0, 0, 1000.0)).is_none());
+        feed(&mut e, 500);
+        let healthy = e.observe(obs(500, 40.0, 500, 0, 1000.0)).unwrap();
+        assert_eq!(healthy.delivered, 1000.0);
+        // Latency triples while the service delivers 500/s: cut to 500 × max(1.5/3, 0.5).
+        feed(&mut e, 250);
+        let cut = e.observe(obs(1000, 120.0, 800, 0, 1000.0)).unwrap();
+        assert_eq!(cut.reason, ChangeReason::LatencyRising);
+        // (the baseline has risen by its 1 % allowance to 40.4 ms)
+        assert!((cut.rate - 500.0 * 1.5 * 40.4 / 120.0).abs() < 1e-9, "{cut:?}");
+    }
+
+    #[test]
+    fn a_binding_limit_at_healthy_latency_grows() {
+        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        e.observe(obs(0, 40.0, 0, 0, 100.0));
+        feed(&mut e, 50);
+        // Startup: doubles while it binds and latency stays at its floor.
+        let up = e.observe(obs(500, 40.0, 50, 50, 100.0)).unwrap();
+        assert_eq!(up.reason, ChangeReason::Headroom);
+        assert_eq!(up.rate, 200.0);
+    }
+
+    #[test]
+    fn a_cut_that_lowers_throughput_but_not_latency_is_undone_and_rebaselined() {
+        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        e.observe(obs(0, 40.0, 0, 0, 1000.0));
+        feed(&mut e, 300);
+        e.observe(obs(500, 40.0, 300, 0, 1000.0));
+        // A slow dependency: +100 ms, same throughput.
+        feed(&mut e, 300);
+        let cut = e.observe(obs(1000, 140.0, 600, 0, 1000.0)).unwrap();
+        assert_eq!(cut.reason, ChangeReason::LatencyRising);
+        // After the cut throughput fell with it, latency did not: restore, new floor.
+        feed(&mut e, 200);
+        let back = e.observe(obs(1500, 140.0, 800, 0, cut.rate)).unwrap();
+        assert_eq!(back.reason, ChangeReason::CapacityEstimate);
+        assert_eq!(back.rate, 1000.0);
+        assert_eq!(e.baseline(), Some(Duration::from_millis(140)));
+    }
+
+    #[test]
+    fn with_an_inflight_limit_the_rate_follows_it_by_littles_law() {
+        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        e.observe(obs(0, 50.0, 0, 0, 100.0));
+        feed(&mut e, 10);
+        let mut o = obs(500, 50.0, 10, 0, 100.0);
+        o.inflight = Some((40, 10));
+        let r = e.observe(o).unwrap();
+        // 40 in flight at 50 ms is 800/s; 1.2 × that.
+        assert!((r.rate - 960.0).abs() < 1e-6, "{r:?}");
+    }
+}
