@@ -290,6 +290,8 @@ mod tests {
             previous: n,
             new: n + 1,
             reason: ChangeReason::Headroom,
+            delivered_per_sec: None,
+            baseline_rtt: None,
             rtt: Some(Duration::from_millis(10)),
             gradient: -0.1,
         })

@@ -165,8 +165,12 @@ pub struct LimitChange {
     pub reason: ChangeReason,
     /// The latency statistic the ladder saw, when the ladder made the change.
     pub rtt: Option<Duration>,
-    /// The trend the ladder saw.
+    /// The trend the ladder saw (with the capacity estimate: mean latency ÷ its floor − 1).
     pub gradient: f64,
+    /// With the capacity estimate: the completions per second it measured.
+    pub delivered_per_sec: Option<f64>,
+    /// With the capacity estimate: the no-load latency it compares against.
+    pub baseline_rtt: Option<Duration>,
 }
 
 /// Something that happened to a throttle.

@@ -128,7 +128,7 @@ pub mod stats {
     pub use crate::counters::{CounterSnapshot, Direction, RttHistogram, RTT_BUCKETS_SECONDS};
     pub use crate::governance::GovernanceState;
     pub use crate::signal::SampleStats;
-    pub use crate::throttle::ThrottleStats;
+    pub use crate::throttle::{CapacityStats, ThrottleStats};
 }
 
 pub use crate::http::{

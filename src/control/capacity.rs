@@ -240,7 +240,10 @@ mod tests {
         let cut = e.observe(obs(1000, 120.0, 800, 0, 1000.0)).unwrap();
         assert_eq!(cut.reason, ChangeReason::LatencyRising);
         // (the baseline has risen by its 1 % allowance to 40.4 ms)
-        assert!((cut.rate - 500.0 * 1.5 * 40.4 / 120.0).abs() < 1e-9, "{cut:?}");
+        assert!(
+            (cut.rate - 500.0 * 1.5 * 40.4 / 120.0).abs() < 1e-9,
+            "{cut:?}"
+        );
     }
 
     #[test]

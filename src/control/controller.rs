@@ -156,6 +156,9 @@ pub(crate) struct Controller {
     capacity: Option<CapacityEstimator>,
     /// What the throttle admitted and rejected, as of the latest record.
     demand: Demand,
+    /// The capacity estimate's figures for the change being made (delivered per second,
+    /// no-load latency), taken by `set_limit`.
+    figures: Option<(f64, Duration)>,
 }
 
 /// What the throttle's admission path has seen, handed to the controller with each sample (the
@@ -209,6 +212,7 @@ impl Controller {
             rtt_tally: RttTally::default(),
             capacity: estimator_for(&cfg),
             demand: Demand::default(),
+            figures: None,
             cfg,
         }
     }
@@ -461,6 +465,10 @@ impl Controller {
                 };
                 // The trend the estimate saw: how far latency sits above its floor.
                 let gradient = estimate.mean_ms / estimate.baseline_ms.max(1e-9) - 1.0;
+                self.figures = Some((
+                    estimate.delivered,
+                    Duration::from_secs_f64(estimate.baseline_ms.max(0.0) / 1000.0),
+                ));
                 (target, reason, gradient)
             }
         };
@@ -531,6 +539,7 @@ impl Controller {
         events: &mut Vec<ThrottleEvent>,
     ) {
         let previous = self.limit;
+        let figures = self.figures.take();
         if new == previous {
             return;
         }
@@ -543,6 +552,8 @@ impl Controller {
             reason,
             rtt,
             gradient,
+            delivered_per_sec: figures.map(|(d, _)| d),
+            baseline_rtt: figures.map(|(_, b)| b),
         };
         self.stats.last_change = Some(change);
         events.push(ThrottleEvent::LimitChanged(change));

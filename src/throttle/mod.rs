@@ -21,7 +21,7 @@ pub mod rules;
 mod stats;
 
 pub use governance::Governance;
-pub use stats::ThrottleStats;
+pub use stats::{CapacityStats, ThrottleStats};
 
 use crate::audit::AuditTrail;
 use crate::clock::{Clock, MonotonicClock};

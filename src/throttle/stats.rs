@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::AdaptiveThrottle;
 use crate::breaker::BreakerStats;
 use crate::concurrency::ConcurrencyStats;
+use crate::config::KeyQuota;
 use crate::control::{RampProgress, Regime};
 use crate::counters::CounterSnapshot;
 use crate::events::{FreezeReason, LimitChange};
@@ -32,10 +33,21 @@ impl AdaptiveThrottle {
                     c.stats(),
                     c.sample_stats(now),
                     c.ramp_progress(now),
-                    (c.governance(), c.breaker_stats()),
+                    (c.governance(), c.breaker_stats(), c.capacity()),
                 )
             });
-        let (governance, breaker) = gov;
+        let (governance, breaker, capacity) = gov;
+        let window_ms = crate::clock::as_millis_u64(cfg.window).max(1);
+        let keys_in_window = self
+            .inner
+            .keys
+            .active(crate::clock::as_millis_u64(now), window_ms);
+        let key_quota = match cfg.key_quota {
+            KeyQuota::WholeLimit => limit,
+            KeyQuota::Fixed(q) => q.min(limit),
+            _ => u32::try_from(u64::from(limit).div_ceil(keys_in_window)).unwrap_or(limit),
+        }
+        .max(1);
         ThrottleStats {
             current_limit: limit,
             initial_limit: cfg.initial_limit,
@@ -50,6 +62,14 @@ impl AdaptiveThrottle {
             rejected_requests: rejected,
             shadow_rejections: self.inner.shadow_rejected.load(Ordering::Relaxed),
             active_keys: self.inner.keys.len(),
+            keys_in_window,
+            key_quota,
+            capacity: capacity.map(|(e, baseline)| CapacityStats {
+                estimate_per_sec: e.rate,
+                delivered_per_sec: e.delivered,
+                mean_rtt: Duration::from_secs_f64(e.mean_ms.max(0.0) / 1000.0),
+                baseline_rtt: baseline,
+            }),
             evicted_keys: self.inner.keys.evicted(),
             max_keys: self.inner.keys.capacity(),
             adjustments_up: ctl.adjustments_up,
@@ -111,6 +131,14 @@ pub struct ThrottleStats {
     pub shadow_rejections: u64,
     /// Keys tracked now.
     pub active_keys: usize,
+    /// Distinct keys seen in this rate window or the previous one: what a fair share divides
+    /// the limit by.
+    pub keys_in_window: u64,
+    /// What one key may admit per window now: the limit itself (each key against the whole
+    /// limit), a fixed quota capped by it, or its fair share (`current_limit ÷ keys_in_window`).
+    pub key_quota: u32,
+    /// The capacity estimate's latest figures, when the limit follows one.
+    pub capacity: Option<CapacityStats>,
     /// Keys evicted to stay within `max_keys`.
     pub evicted_keys: u64,
     /// Most keys tracked at once.
@@ -137,4 +165,20 @@ pub struct ThrottleStats {
     pub governance: GovernanceState,
     /// The built-in breaker's counters, if attached.
     pub breaker: Option<BreakerStats>,
+}
+
+/// The figures behind the capacity estimate, as of its latest adjustment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct CapacityStats {
+    /// What the service can take now, in requests per second (before the SLA rules, bounds and
+    /// governance caps make it the limit).
+    pub estimate_per_sec: f64,
+    /// Completions per second the latest adjustment measured.
+    pub delivered_per_sec: f64,
+    /// The mean latency it saw.
+    pub mean_rtt: Duration,
+    /// The no-load latency it compares against.
+    pub baseline_rtt: Option<Duration>,
 }

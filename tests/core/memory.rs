@@ -60,5 +60,8 @@ fn a_million_distinct_keys_sharing_one_limit_stay_within_max_keys() {
     // 100 keys' worth of limit per second over 1 s of clock, plus the burst: the aggregate is
     // bounded by the service-wide limit, whatever the number of keys.
     let limit = u64::from(t.current_limit());
-    assert!(admitted <= 2 * limit + limit / 2 + 1, "{admitted} admitted, limit {limit}");
+    assert!(
+        admitted <= 2 * limit + limit / 2 + 1,
+        "{admitted} admitted, limit {limit}"
+    );
 }
