@@ -3,7 +3,7 @@
 //!
 //! | input | effect while active |
 //! |---|---|
-//! | upstream 429s (consecutive n) | cap `base × 0.8 / 0.6 / 0.5` (n = 1 / 2 / ≥ 3) |
+//! | upstream 429s (consecutive n) | each new 429 caps at `max(floor(current × 0.8 / 0.6 / 0.5), min_limit)` (n = 1 / 2 / ≥ 3), compounding |
 //! | error budget warning / critical | cap `base × 0.8 / 0.5`; critical blocks non-essential |
 //! | load shedding at p % | cap `min(max, floor(max × p / 100) × 1.5)` |
 //! | emergency level 1 / 2 / 3 | cap `base × 0.8 / 0.5` / floor and freeze; per-tier multipliers |
@@ -14,6 +14,16 @@
 //! `base` is the limit in force just before the first reduction started. Every cap is at least
 //! `min_limit` (full stop excepted). Critical traffic keeps being checked against `base` while a
 //! reduction is active. When the last reduction ends, a recovery ramp climbs back to `base`.
+//!
+//! The upstream-429 cap is the one that is not a fraction of `base` (Baldur BAL-021): each new
+//! 429 cuts `current`, the limit in force when it arrives, so consecutive 429s compound — from
+//! 100: 80, then 48, then 24, then 12, down to `min_limit`. `current` is the limit as every
+//! input has already bounded it (an error-budget cap, a ladder cut, a ramp stage), so a 429
+//! during another reduction cuts below it, and the 429 cap stays where it was put when that
+//! other reduction ends. A count reported again (the same `n`) is the same 429 and cuts nothing;
+//! any other count is one new 429 and cuts once, by the ratio of that count (1 then 3, when
+//! reports in between were debounced, cuts by 0.8 then by 0.5). The cap lasts until the cooldown
+//! ends (or a count of 0), and the limit then recovers through the ramp.
 
 use std::time::Duration;
 
@@ -112,6 +122,9 @@ pub struct GovernanceState {
     pub breaker: BreakerState,
     /// Consecutive upstream 429s being reacted to (0 when none).
     pub upstream_429s: u32,
+    /// The cap the upstream 429s have put on the limit while their cooldown lasts: each new 429
+    /// cut the limit in force by its ratio (see the [module docs](self)).
+    pub upstream_429_limit: Option<u32>,
     /// Full stop: everything rejected until break glass.
     pub full_stop: bool,
     /// Break glass was used since the last full stop.
@@ -146,14 +159,21 @@ pub(crate) fn emergency_multiplier(level: u8) -> f64 {
     }
 }
 
-/// Multiplier of the base after `n` consecutive upstream 429s.
-pub(crate) fn upstream_429_multiplier(consecutive: u32) -> f64 {
+/// Ratio of the current limit that the `n`-th consecutive upstream 429 leaves (Baldur: 0.8,
+/// 0.6, then 0.5 from the third on).
+pub(crate) fn upstream_429_ratio(consecutive: u32) -> f64 {
     match consecutive {
         0 => 1.0,
         1 => 0.8,
         2 => 0.6,
         _ => 0.5,
     }
+}
+
+/// The limit a new upstream 429, the `consecutive`-th in a row, suggests:
+/// `max(floor(current × ratio), min_limit)`, applied to the limit in force when it arrives.
+pub(crate) fn upstream_429_limit(current: u32, consecutive: u32, min_limit: u32) -> u32 {
+    ((f64::from(current) * upstream_429_ratio(consecutive)).floor() as u32).max(min_limit)
 }
 
 /// Baldur's compensation for double-blocking with a shedding middleware.

@@ -62,7 +62,7 @@ impl ThrottleConfigBuilder {
         /// Which latency signal is kept (default: the EMA).
         signal: SignalKind;
         /// Which strategy the rate axis admits with (recommended: GCRA with a burst of half the
-        /// limit; Baldur: a sliding window of 10 sub-buckets).
+        /// limit; Baldur: the exact sliding log of admission timestamps).
         rate_strategy: RateStrategy;
         /// Whether the ladder ignores samples of requests admitted before the latest change of
         /// the limit (their start is `now − rtt`), and waits for `min_samples` fresh ones

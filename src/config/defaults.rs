@@ -37,7 +37,8 @@ pub const DEFAULT_RECOVERY_STAGES: [f64; 3] = [0.8, 0.9, 1.0];
 pub const DEFAULT_RECOVERY_STAGE_INTERVAL: Duration = Duration::from_secs(30);
 /// Most distinct keys the rate axis tracks at once.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
-/// Sub-buckets of the sliding window (ThrottleKit's default).
+/// Sub-buckets of the sub-bucketed sliding window, `RateStrategy::SlidingWindow`
+/// (ThrottleKit's default), for those who choose it: no preset does.
 pub const DEFAULT_WINDOW_BUCKETS: u32 = 10;
 /// Capacity of the event broadcast channel; slow subscribers lag rather than block.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;

@@ -5,7 +5,8 @@
 //! - [`ThrottleConfig::baldur()`] / [`ThrottleConfig::baldur_builder()`] reproduce the Baldur
 //!   Adaptive Throttle's documented ladder number for number: the latency of the single response
 //!   that opens an adjustment tick triggers the SLA rules, the per-sample EMA gradient feeds the
-//!   trend rules, increases are `+increase_step`, and the rate axis is a sliding window.
+//!   trend rules, increases are `+increase_step`, and the rate axis is a sliding log of each
+//!   key's admission timestamps (exact, like Baldur's window).
 //! - [`ThrottleConfig::default()`] / [`ThrottleConfig::builder()`] are the crate's recommended
 //!   configuration: the same ladder structure fed by statistics aggregated over each sample
 //!   interval, so ordinary latency noise does not walk the limit towards its floor. See
@@ -119,7 +120,8 @@ pub enum RateStrategy {
         /// Sub-buckets per window.
         buckets: u32,
     },
-    /// Exact sliding log (memory grows with the limit).
+    /// Exact sliding log (memory grows with the limit): Baldur's window, and the one
+    /// [`ThrottleConfig::baldur`] uses.
     SlidingWindowLog,
     /// Epoch-aligned fixed window (up to twice the limit across one boundary).
     FixedWindow,
@@ -276,6 +278,27 @@ impl ThrottleConfig {
     }
 
     /// Baldur's documented adaptive throttle, exactly.
+    ///
+    /// # Rate axis
+    ///
+    /// Like Baldur's, the window is a sliding log of each key's admission timestamps
+    /// ([`RateStrategy::SlidingWindowLog`]): a request is admitted while fewer than `limit`
+    /// admissions of its key lie in the trailing `window`; an admission leaves the window
+    /// exactly `window` after it was made, so once a full window has passed the key's quota is
+    /// whole again. `remaining` is what is left after the admission (0 when denied), and
+    /// `reset_after` runs until the oldest admission in the window leaves it (its time plus
+    /// `window`: Baldur's reset).
+    ///
+    /// **Memory.** The log grows with the limit: a key stores one 16-byte entry per distinct
+    /// millisecond at which it was admitted within the window, so at most
+    /// `min(max_limit, window in ms)` entries — 500 with Baldur's bounds and 60 s window, 8 KiB
+    /// (a buffer of 512 entries); a key using a limit of 100 needs 1.6 KiB (a 2 KiB buffer).
+    /// `max_keys` (100 000) bounds the keys, so the worst case, every tracked key admitted at
+    /// the ceiling, is about 820 MB. Lower `max_keys` or `max_limit` to bound it for many busy
+    /// keys, or choose the sub-bucketed window for fixed memory per key (44 bytes of buckets
+    /// with [`DEFAULT_WINDOW_BUCKETS`]), at the cost of an estimate that can deny for up to one
+    /// sub-bucket after a full window has passed:
+    /// `.rate_strategy(RateStrategy::SlidingWindow { buckets: DEFAULT_WINDOW_BUCKETS })`.
     pub fn baldur() -> Self {
         Self::baldur_values()
     }
@@ -316,9 +339,7 @@ impl ThrottleConfig {
             trend: TrendEstimator::Signal,
             increase_sizing: IncreaseSizing::Step,
             signal: SignalKind::Ema,
-            rate_strategy: RateStrategy::SlidingWindow {
-                buckets: DEFAULT_WINDOW_BUCKETS,
-            },
+            rate_strategy: RateStrategy::SlidingWindowLog,
             skip_stale_samples: false,
             max_keys: DEFAULT_MAX_KEYS,
             event_capacity: DEFAULT_EVENT_CAPACITY,

@@ -23,6 +23,8 @@ fn baldur_preset_has_documented_numbers() {
     assert_eq!(c.sla_trigger(), SlaTrigger::TriggeringSample);
     assert_eq!(c.trend(), TrendEstimator::Signal);
     assert_eq!(c.increase_sizing(), IncreaseSizing::Step);
+    assert_eq!(c.rate_strategy(), RateStrategy::SlidingWindowLog);
+    assert_eq!(c.max_keys(), 100_000);
     assert_eq!(ThrottleConfig::baldur_builder().build().unwrap(), c);
     c.validate().unwrap();
     ThrottleConfig::default().validate().unwrap();

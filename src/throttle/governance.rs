@@ -87,8 +87,12 @@ impl Governance<'_> {
             .transition(|c, now, events| c.on_breaker_state(state, now, events));
     }
 
-    /// An upstream this service calls answered 429 for the `consecutive`-th time in a row: cap
-    /// at 80 % / 60 % / 50 % of the pre-incident base; critical traffic keeps the base.
+    /// An upstream this service calls answered 429 for the `consecutive`-th time in a row: the
+    /// limit in force now is cut to `max(floor(limit × r), min_limit)`, r = 0.8 / 0.6 / 0.5 for
+    /// n = 1 / 2 / ≥ 3, so consecutive 429s compound (100 → 80 → 48 → 24); critical traffic
+    /// keeps the pre-reduction base. The same `consecutive` twice is one 429 (no second cut);
+    /// any other value is one new 429, cut once by its own ratio; 0 ends the reduction. The cap
+    /// holds until [`on_upstream_cooldown_end`](Self::on_upstream_cooldown_end).
     pub fn on_upstream_429(&self, consecutive: u32) {
         self.throttle
             .transition(|c, now, events| c.on_upstream_429(consecutive, now, events));

@@ -67,22 +67,122 @@ fn emergency_tier_multipliers() {
 
 #[test]
 fn three_consecutive_upstream_429s_cut_to_80_60_50_percent_with_critical_at_base() {
+    // Each ratio applies to the limit in force when the 429 arrives (BAL-021): they compound.
     let (t, clock) = throttle_at(150);
     t.governance().on_upstream_429(1);
     assert_eq!(t.current_limit(), 120);
     t.governance().on_upstream_429(2);
-    assert_eq!(t.current_limit(), 90);
+    assert_eq!(t.current_limit(), 72);
     t.governance().on_upstream_429(3);
-    assert_eq!(t.current_limit(), 75);
+    assert_eq!(t.current_limit(), 36);
     t.governance().on_upstream_429(4);
-    assert_eq!(t.current_limit(), 75, "0.5 from the third on");
+    assert_eq!(
+        t.current_limit(),
+        18,
+        "0.5 of the current from the third on"
+    );
     assert_eq!(t.effective_limit(Tier::Critical), 150);
     assert_eq!(t.check("k", Tier::Critical).limit, 150);
-    assert_eq!(t.check("k", Tier::Standard).limit, 75);
+    assert_eq!(t.check("k", Tier::Standard).limit, 18);
     t.governance().on_upstream_cooldown_end();
     assert_eq!(t.current_limit(), 120);
     clock.advance(secs(60));
     assert_eq!(t.current_limit(), 150);
+}
+
+#[test]
+fn upstream_429_ladder_compounds_on_the_current_limit_table() {
+    // (initial, min_limit, consecutive counts reported in turn, limit after each): BAL-021,
+    // `max(floor(current × r), min)` with r = 0.8 / 0.6 / 0.5 for n = 1 / 2 / ≥ 3.
+    let rows: [(u32, u32, &[u32], &[u32]); 9] = [
+        (100, 10, &[1, 2, 3, 4], &[80, 48, 24, 12]),
+        (100, 10, &[1, 2, 3, 4, 5, 6], &[80, 48, 24, 12, 10, 10]), // floored at min_limit
+        (150, 10, &[1, 2, 3, 4], &[120, 72, 36, 18]),
+        (500, 10, &[1, 2, 3, 4, 5, 6], &[400, 240, 120, 60, 30, 15]),
+        (37, 1, &[1, 2, 3, 4], &[29, 17, 8, 4]), // floor, not round
+        (100, 50, &[1, 2, 3], &[80, 50, 50]),
+        (100, 10, &[1, 1, 2, 2], &[80, 80, 48, 48]), // the same count again: no second cut
+        (100, 10, &[1, 3], &[80, 40]), // a skipped count: one cut, by the count's ratio
+        (100, 10, &[3, 1], &[50, 40]), // a new streak while cooling down: a new 429
+    ];
+    for (initial, min, counts, limits) in rows {
+        let (t, _clock) = manual(
+            ThrottleConfig::baldur_builder()
+                .initial_limit(initial)
+                .min_limit(min)
+                .build()
+                .unwrap(),
+        );
+        for (&n, &limit) in counts.iter().zip(limits) {
+            t.governance().on_upstream_429(n);
+            let row = format!("{initial} (min {min}) after {n}");
+            assert_eq!(t.current_limit(), limit, "{row}");
+            assert_eq!(t.effective_limit(Tier::Standard), limit, "{row}");
+            assert_eq!(t.effective_limit(Tier::Critical), initial, "{row}");
+            let g = t.governance().state();
+            assert_eq!(g.upstream_429_limit, Some(limit), "{row}");
+            assert_eq!(g.reduction_base, Some(initial), "{row}");
+        }
+    }
+}
+
+#[test]
+fn upstream_429s_from_100_cut_80_48_24_12_keep_critical_at_100_then_ramp_80_90_100() {
+    let (t, clock) = throttle_at(100);
+    for (n, limit) in [(1, 80), (2, 48), (3, 24), (4, 12)] {
+        t.governance().on_upstream_429(n);
+        assert_eq!(t.current_limit(), limit, "after {n}");
+        assert_eq!(t.effective_limit(Tier::Critical), 100, "after {n}");
+        assert_eq!(t.check("c", Tier::Critical).limit, 100, "after {n}");
+        assert_eq!(t.check("s", Tier::Standard).limit, limit, "after {n}");
+    }
+    // The cap holds while the cooldown lasts.
+    clock.advance(secs(300));
+    assert_eq!(t.current_limit(), 12);
+    assert_eq!(t.effective_limit(Tier::Critical), 100);
+    t.governance().on_upstream_cooldown_end();
+    let g = t.governance().state();
+    assert_eq!(
+        (g.upstream_429s, g.upstream_429_limit, g.reduction_base),
+        (0, None, None)
+    );
+    assert_eq!(t.regime(), Regime::Recovering);
+    assert_eq!(t.current_limit(), 80);
+    clock.advance(secs(30));
+    assert_eq!(t.current_limit(), 90);
+    clock.advance(secs(30));
+    assert_eq!(t.current_limit(), 100);
+    clock.advance(secs(30));
+    assert_eq!(t.regime(), Regime::Normal);
+    assert_eq!(t.current_limit(), 100);
+}
+
+#[test]
+fn upstream_429_cuts_the_limit_in_force_whatever_else_holds_it() {
+    // During an error-budget warning (cap 80 of 100) a 429 cuts the 80; the 429 cap stays
+    // when the budget recovers, until the cooldown ends.
+    let (t, clock) = throttle_at(100);
+    t.governance().set_error_budget(ErrorBudget::Warning);
+    assert_eq!(t.current_limit(), 80);
+    t.governance().on_upstream_429(1);
+    assert_eq!(t.current_limit(), 64);
+    t.governance().set_error_budget(ErrorBudget::Healthy);
+    assert_eq!(t.current_limit(), 64, "the 429 cap still holds");
+    assert_eq!(t.effective_limit(Tier::Critical), 100);
+    t.governance().on_upstream_cooldown_end();
+    assert_eq!(t.current_limit(), 80, "ramp from the pre-incident 100");
+    clock.advance(secs(60));
+    assert_eq!(t.current_limit(), 100);
+
+    // A ladder cut between two 429s is part of the current limit the next one cuts.
+    let (t, _clock) = throttle_at(100);
+    t.governance().on_upstream_429(1);
+    t.record_response(Duration::from_millis(600)); // SLA critical: 80 × 0.7
+    assert_eq!(t.current_limit(), 56);
+    t.governance().on_upstream_429(2);
+    assert_eq!(t.current_limit(), 33);
+    t.governance().on_upstream_cooldown_end();
+    assert_eq!(t.current_limit(), 80);
 }
 
 #[test]
@@ -127,9 +227,9 @@ fn load_shedding_caps_at_max_times_percent_times_1_5() {
 fn min_winner_across_inputs() {
     let (t, _clock) = throttle_at(200);
     t.governance().set_error_budget(ErrorBudget::Warning); // 160
-    t.governance().on_upstream_429(3); // 100
-    assert_eq!(t.conservative_limit(), 100);
-    t.governance().on_upstream_cooldown_end(); // back to the budget's 160 (the limit was pinned at 100)
+    t.governance().on_upstream_429(3); // 0.5 of the 160 in force
+    assert_eq!(t.conservative_limit(), 80);
+    t.governance().on_upstream_cooldown_end(); // back to the budget's 160 (the limit was pinned at 80)
     assert_eq!(t.conservative_limit(), 160);
     t.governance().set_error_budget(ErrorBudget::Healthy);
     assert_eq!(t.current_limit(), 160, "ramp stage 80 % of 200");

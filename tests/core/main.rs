@@ -11,3 +11,4 @@ mod governance;
 mod memory;
 mod properties;
 mod throttle;
+mod window;

@@ -8,8 +8,8 @@ use crate::breaker::{BreakerConfig, BreakerStats, CircuitBreaker};
 use crate::decision::{RejectReason, Tier};
 use crate::events::{ChangeReason, FreezeReason, ThrottleEvent};
 use crate::governance::{
-    emergency_multiplier, emergency_tier_multiplier, upstream_429_multiplier, BreakerState,
-    ErrorBudget, GovernanceSnapshot, GovernanceState, SHEDDING_COMPENSATION,
+    emergency_multiplier, emergency_tier_multiplier, upstream_429_limit, BreakerState, ErrorBudget,
+    GovernanceSnapshot, GovernanceState, SHEDDING_COMPENSATION,
 };
 
 /// Governance: external inputs combined by min-winner with the adaptive limit. See
@@ -212,7 +212,10 @@ impl Controller {
         }
     }
 
-    /// An upstream answered 429 for the `consecutive`-th time in a row (0 clears).
+    /// An upstream answered 429 for the `consecutive`-th time in a row (0 clears): the 429 cap
+    /// becomes `max(floor(limit × ratio), min_limit)` of the limit in force now, so consecutive
+    /// 429s compound. The same count again is the same 429 and changes nothing; any other count
+    /// is one new 429 (one cut, by that count's ratio).
     pub(crate) fn on_upstream_429(
         &mut self,
         consecutive: u32,
@@ -223,6 +226,10 @@ impl Controller {
             return;
         }
         self.gov.upstream_429s = consecutive;
+        // `self.limit` is already bounded by every active cap, this one included, so the cut
+        // lands on what is in force: 100 → 80 → 48 → 24.
+        self.gov.upstream_429_limit = (consecutive > 0)
+            .then(|| upstream_429_limit(self.limit, consecutive, self.cfg.min_limit));
         if consecutive > 0 {
             events.push(ThrottleEvent::Upstream429 {
                 at: now,
@@ -242,6 +249,7 @@ impl Controller {
             return;
         }
         self.gov.upstream_429s = 0;
+        self.gov.upstream_429_limit = None;
         events.push(ThrottleEvent::CooldownEnded { at: now });
         self.governance_changed(ChangeReason::Upstream429, now, events);
     }
@@ -318,7 +326,8 @@ impl Controller {
         }
     }
 
-    /// The min-winner of the active reductions of `base`, if any.
+    /// The min-winner of the active reductions, if any: fractions of `base`, except the
+    /// upstream-429 cap, which each 429 set from the limit in force when it arrived.
     pub(super) fn reduction_cap(&self, base: u32) -> Option<u32> {
         let cfg = &self.cfg;
         let floor = cfg.min_limit;
@@ -331,7 +340,7 @@ impl Controller {
                 1 | 2 => Some(of(base, emergency_multiplier(g.emergency_level))),
                 _ => Some(floor),
             },
-            (g.upstream_429s > 0).then(|| of(base, upstream_429_multiplier(g.upstream_429s))),
+            g.upstream_429_limit.map(|cap| cap.max(floor)),
             match g.error_budget {
                 ErrorBudget::Healthy => None,
                 ErrorBudget::Warning => Some(of(base, 0.8)),
