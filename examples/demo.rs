@@ -226,12 +226,15 @@ pub(crate) async fn run(
     let workers = ((opts.capacity_rps * SERVICE_TIME.as_secs_f64()).round() as usize).max(2);
     let backend = Arc::new(Backend::new(workers));
 
-    // The recommended configuration; the rate axis is a per-client quota per second.
+    // The recommended configuration with bounds for this service: a service-wide limit per
+    // second that starts at half the healthy capacity and may range from 5 % to twice it; each
+    // client's quota is its fair share of it.
+    let capacity = opts.capacity_rps.round() as u32;
     let cfg = ThrottleConfig::builder()
         .window(Duration::from_secs(1))
-        .initial_limit(100)
-        .min_limit(5)
-        .max_limit(1000)
+        .initial_limit(capacity / 2)
+        .min_limit((capacity / 20).max(1))
+        .max_limit(capacity * 2)
         .build()?;
     let throttle = AdaptiveThrottle::new(cfg);
     let registry = ThrottleRegistry::new();

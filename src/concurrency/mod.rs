@@ -242,6 +242,15 @@ impl ConcurrencyLimiter {
             .sum()
     }
 
+    /// Requests ever shed (every tier).
+    pub(crate) fn rejected_total(&self) -> u64 {
+        self.shared
+            .rejected
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The in-flight count below which a request of `tier` is admitted:
     /// `max(1, floor(limit × share))`.
     pub(crate) fn tier_limit(&self, tier: Tier) -> u32 {

@@ -26,9 +26,10 @@ pub const DEFAULT_CAPACITY_HEADROOM: f64 = 1.5;
 pub const DEFAULT_CAPACITY_MIN_DRAIN: f64 = 0.5;
 /// Recommended: how far back the delivered-rate maximum looks.
 pub const DEFAULT_CAPACITY_DELIVERY_WINDOW: Duration = Duration::from_secs(2);
-/// Recommended: with the concurrency axis on, the rate stays this far above what the in-flight
-/// limit lets through, so the self-clocking axis binds first.
-pub const DEFAULT_CAPACITY_RATE_HEADROOM: f64 = 1.2;
+/// Recommended: while the concurrency axis sheds, the rate stays this far above what the
+/// in-flight limit lets through, so the self-clocking axis binds first and a client pacing
+/// itself by its quota is not turned away by the other axis.
+pub const DEFAULT_CAPACITY_RATE_HEADROOM: f64 = 1.05;
 
 /// How the adaptive limit is steered.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,9 +63,11 @@ pub enum Adaptation {
 /// - otherwise (the limit does not bind) it stays at least `headroom × best delivered rate`
 ///   (`headroom`); above that it holds: it is what the service has shown it can take.
 ///
-/// With the concurrency axis on, the in-flight limit is the estimate (its algorithm measures
-/// in-flight work directly) and the rate follows it by Little's law:
-/// `rate = rate_headroom × in-flight limit ÷ mean latency`.
+/// With the concurrency axis on and permits in use, the in-flight limit is the capacity guard
+/// and its algorithm the estimate (it measures work in flight directly); the rate follows it:
+/// while it sheds, `rate_headroom × best delivered rate` (what it lets through); otherwise at
+/// least `headroom × best delivered rate` and at most `headroom ×` what the in-flight limit
+/// allows at the current latency (`in-flight limit ÷ mean latency`, Little's law).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -86,7 +89,7 @@ pub struct CapacityEstimate {
         serde(with = "crate::config::duration_ms", rename = "delivery_window_ms")
     )]
     pub delivery_window: Duration,
-    /// With the concurrency axis on: rate ÷ (in-flight limit ÷ latency), ≥ 1.
+    /// While the concurrency axis sheds: rate ÷ delivered rate, ≥ 1.
     pub rate_headroom: f64,
 }
 

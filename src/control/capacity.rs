@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config::CapacityEstimate;
+#[cfg(test)]
+use crate::config::DEFAULT_CAPACITY_RATE_HEADROOM;
 use crate::events::ChangeReason;
 
 /// Largest rise of the no-load baseline per adjustment (1 %): a lasting shift is accepted
@@ -25,8 +27,9 @@ pub(crate) struct Observation {
     /// Requests admitted and requests the service-wide limit rejected, ever (totals).
     pub(crate) admitted: u64,
     pub(crate) rejected: u64,
-    /// The in-flight limit and the permits it ever handed out, when the concurrency axis is on.
-    pub(crate) inflight: Option<(u32, u64)>,
+    /// When the concurrency axis is on: its limit, the permits it ever handed out and the
+    /// requests it ever shed.
+    pub(crate) inflight: Option<(u32, u64, u64)>,
     /// The current limit as a rate per second.
     pub(crate) rate: f64,
 }
@@ -43,6 +46,9 @@ pub(crate) struct Estimate {
     pub(crate) baseline_ms: f64,
     /// The mean latency the estimate saw, in milliseconds.
     pub(crate) mean_ms: f64,
+    /// Whether the limit rejected work since the last adjustment, or latency read as queueing:
+    /// the throttle is shedding.
+    pub(crate) shedding: bool,
 }
 
 /// A cut made because latency rose, waiting to learn whether the latency was queueing.
@@ -61,6 +67,7 @@ pub(crate) struct CapacityEstimator {
     last_admitted: u64,
     last_rejected: u64,
     last_permits: u64,
+    last_shed: u64,
     /// `(when, delivered per second)` of recent adjustments, for the windowed maximum.
     delivered: VecDeque<(Duration, f64)>,
     baseline_ms: Option<f64>,
@@ -79,6 +86,7 @@ impl CapacityEstimator {
             last_admitted: 0,
             last_rejected: 0,
             last_permits: 0,
+            last_shed: 0,
             delivered: VecDeque::new(),
             baseline_ms: None,
             queueing_seen: false,
@@ -109,7 +117,10 @@ impl CapacityEstimator {
             self.completions = 0;
             self.last_admitted = obs.admitted;
             self.last_rejected = obs.rejected;
-            self.last_permits = obs.inflight.map_or(0, |(_, p)| p);
+            if let Some((_, permits, shed)) = obs.inflight {
+                self.last_permits = permits;
+                self.last_shed = shed;
+            }
             return None;
         };
         let dt = obs.now.saturating_sub(last_at).as_secs_f64();
@@ -120,10 +131,12 @@ impl CapacityEstimator {
         self.last_rejected = obs.rejected;
         // The in-flight limit speaks for the service only while permits are in use (a caller on
         // the two-step API never takes one, even with the concurrency axis configured).
-        let inflight_limit = obs.inflight.and_then(|(limit, permits)| {
-            let used = permits > self.last_permits;
+        let inflight = obs.inflight.and_then(|(limit, permits, shed)| {
+            let taken = permits.saturating_sub(self.last_permits);
+            let shed_now = shed.saturating_sub(self.last_shed);
             self.last_permits = permits;
-            used.then_some(limit)
+            self.last_shed = shed;
+            (taken > 0).then_some((limit, taken, shed_now))
         });
         let (Some(mean), true) = (obs.mean_ms, dt > 0.0) else {
             return None;
@@ -149,11 +162,25 @@ impl CapacityEstimator {
         self.baseline_ms = Some(baseline);
         let binding = rejected as f64 > BINDING_SHARE * (admitted + rejected) as f64;
         let p = self.params;
-        let (rate, reason) = if let Some(inflight) = inflight_limit {
-            // The in-flight limit measures the same capacity directly: follow it (Little).
+        let (rate, reason) = if let Some((limit, taken, shed)) = inflight {
+            // Permits in use: the in-flight limit is the capacity guard, and its algorithm the
+            // estimate (it measures work in flight directly). While it sheds, the rate is what
+            // it lets through; otherwise the rate keeps `headroom` above what is delivered and
+            // at most that much above what the in-flight limit allows (Little's law).
             self.suspect = None;
-            let rate = p.rate_headroom * f64::from(inflight) / (mean / 1000.0).max(1e-6);
-            (rate, ChangeReason::CapacityEstimate)
+            if shed as f64 > BINDING_SHARE * (taken + shed) as f64 {
+                (p.rate_headroom * best, ChangeReason::CapacityEstimate)
+            } else {
+                let allowed = f64::from(limit) / (mean / 1000.0).max(1e-6);
+                let held = obs.rate.min(p.headroom * allowed);
+                let rate = (p.headroom * best).max(held);
+                let reason = if rate >= obs.rate {
+                    ChangeReason::Headroom
+                } else {
+                    ChangeReason::CapacityEstimate
+                };
+                (rate, reason)
+            }
         } else if mean > p.tolerance * baseline {
             self.queueing_seen = true;
             match self.suspect.take() {
@@ -196,6 +223,7 @@ impl CapacityEstimator {
             delivered,
             baseline_ms: self.baseline_ms.unwrap_or(baseline),
             mean_ms: mean,
+            shedding: binding || reason == ChangeReason::LatencyRising,
         };
         self.latest = Some(estimate);
         Some(estimate)
@@ -276,14 +304,30 @@ mod tests {
     }
 
     #[test]
-    fn with_an_inflight_limit_the_rate_follows_it_by_littles_law() {
+    fn while_the_inflight_limit_sheds_the_rate_is_what_it_lets_through() {
         let mut e = CapacityEstimator::new(CapacityEstimate::default());
-        e.observe(obs(0, 50.0, 0, 0, 100.0));
-        feed(&mut e, 10);
-        let mut o = obs(500, 50.0, 10, 0, 100.0);
-        o.inflight = Some((40, 10));
+        e.observe(obs(0, 50.0, 0, 0, 2000.0));
+        feed(&mut e, 200);
+        let mut o = obs(500, 50.0, 200, 0, 2000.0);
+        // 200 permits taken, 100 requests shed: the in-flight limit binds at 400/s delivered.
+        o.inflight = Some((20, 200, 100));
         let r = e.observe(o).unwrap();
-        // 40 in flight at 50 ms is 800/s; 1.2 × that.
-        assert!((r.rate - 960.0).abs() < 1e-6, "{r:?}");
+        assert_eq!(r.reason, ChangeReason::CapacityEstimate);
+        assert!(
+            (r.rate - 400.0 * DEFAULT_CAPACITY_RATE_HEADROOM).abs() < 1e-6,
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn an_unused_limit_above_what_the_inflight_limit_allows_comes_down_to_it() {
+        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        e.observe(obs(0, 50.0, 0, 0, 5000.0));
+        feed(&mut e, 100);
+        let mut o = obs(500, 50.0, 100, 0, 5000.0);
+        // 20 in flight at 50 ms allow 400/s; nothing shed: 1.5 × 400 at most.
+        o.inflight = Some((20, 100, 0));
+        let r = e.observe(o).unwrap();
+        assert!((r.rate - 600.0).abs() < 1e-6, "{r:?}");
     }
 }

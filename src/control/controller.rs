@@ -169,8 +169,9 @@ pub(crate) struct Demand {
     pub(crate) admitted: u64,
     /// Requests the service-wide limit rejected, ever.
     pub(crate) rejected: u64,
-    /// The in-flight limit and the permits it ever handed out, when the concurrency axis is on.
-    pub(crate) inflight: Option<(u32, u64)>,
+    /// When the concurrency axis is on: its limit, the permits it ever handed out and the
+    /// requests it ever shed.
+    pub(crate) inflight: Option<(u32, u64, u64)>,
 }
 
 fn estimator_for(cfg: &ThrottleConfig) -> Option<CapacityEstimator> {
@@ -250,11 +251,18 @@ impl Controller {
 
     /// The regime, derived from the state.
     pub(crate) fn regime(&self) -> Regime {
+        // With the capacity estimate the limit is a measurement, not a level to return to: the
+        // throttle throttles when it sheds work (its limit rejected requests, or it cut on
+        // queueing), whatever the limit is against its start.
+        let shedding = match &self.capacity {
+            Some(c) => c.latest().is_some_and(|e| e.shedding),
+            None => self.last_was_cut || self.limit < self.base_limit,
+        };
         if self.freeze != 0 {
             Regime::Frozen
         } else if self.ramp.is_some() {
             Regime::Recovering
-        } else if self.last_was_cut || self.limit < self.base_limit {
+        } else if shedding {
             Regime::Throttling
         } else {
             Regime::Normal

@@ -260,7 +260,7 @@ impl AdaptiveThrottle {
                 inflight: inner
                     .concurrency
                     .as_ref()
-                    .map(|l| (l.limit(), l.admitted_total())),
+                    .map(|l| (l.limit(), l.admitted_total(), l.rejected_total())),
             });
         }
     }
