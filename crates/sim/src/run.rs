@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower_adaptive_throttle::{AdaptiveThrottle, ConcurrencyPermit, ManualClock, Tier};
 
 use crate::model::Scenario;
-use crate::policy::{Keying, Policy, PolicyKind};
+use crate::policy::{Keying, Path, Policy, PolicyKind};
 use crate::rng::Rng;
 
 /// Width of a timeline bin.
@@ -96,7 +96,7 @@ pub struct Bin {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     /// Policy name.
-    pub policy: &'static str,
+    pub policy: String,
     /// Whether the policy adapts.
     pub adaptive: bool,
     /// Per phase.
@@ -147,12 +147,17 @@ fn quantile(v: &mut [Duration], q: f64) -> Duration {
 /// report.
 pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     let clock = ManualClock::new();
-    let (throttle, keying) = match &policy.kind {
-        PolicyKind::Throttle { config, keying } => (
+    let (throttle, keying, path) = match &policy.kind {
+        PolicyKind::Throttle {
+            config,
+            keying,
+            path,
+        } => (
             Some(AdaptiveThrottle::with_clock(config.clone(), clock.clone())),
             *keying,
+            *path,
         ),
-        _ => (None, Keying::Shared),
+        _ => (None, Keying::Shared, Path::Acquire),
     };
     let mut arrivals = Rng::new(seed);
     let mut service = Rng::new(seed ^ 0x9E37_79B9_7F4A_7C15);
@@ -209,7 +214,11 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
             if let Some(t) = &throttle {
                 let t_end = BIN * (next_bin as u32 + 1);
                 b.rate_limit = Some(t.current_limit());
-                b.concurrency_limit = t.concurrency_stats().map(|c| c.limit);
+                // The two-step path never consults the concurrency axis.
+                b.concurrency_limit = match path {
+                    Path::Acquire => t.concurrency_stats().map(|c| c.limit),
+                    Path::TwoStep => None,
+                };
                 if t_end >= Duration::from_secs(5) && t_end <= scenario.duration && policy.adaptive
                 {
                     let offered = scenario.offered_rps(t_end - BIN);
@@ -292,7 +301,16 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                             Keying::Shared => 0,
                             Keying::PerClient => client,
                         };
-                        t.acquire(&key, tier).map(Some).map_err(|_| ())
+                        match path {
+                            Path::Acquire => t.acquire(&key, tier).map(Some).map_err(|_| ()),
+                            Path::TwoStep => {
+                                if t.check(&key, tier).allowed {
+                                    Ok(None)
+                                } else {
+                                    Err(())
+                                }
+                            }
+                        }
                     }
                 };
                 match admission {
@@ -408,7 +426,7 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     }
     bins.truncate(next_bin.max(1));
     RunReport {
-        policy: policy.name,
+        policy: policy.name.clone(),
         adaptive: policy.adaptive,
         phases,
         bins,
