@@ -1,12 +1,15 @@
 //! cargo run --release -p throttle-sim --example simulate
 //!
-//! Runs every scenario of `throttle_sim` through every policy (no limit, two
+//! Runs every scenario of `throttle_sim` (the capacity scenarios, then the client scenarios:
+//! many clients, a greedy client, pacing clients) through every policy (no limit, two
 //! static limits, Baldur's preset, the recommended ladder alone, the recommended deployment,
 //! the recommended configuration on the two-step path with a shared key and per client,
 //! Netflix Gradient2, AIMD, and an oracle that knows the true capacity), prints one table per
 //! scenario, and writes one SVG per scenario: per policy, its limit over time (with the
 //! oracle's equivalent, dashed grey) and its p99 latency over a trailing 2 s (with
-//! `sla_warning` in orange and twice the unloaded p99 in green).
+//! `sla_warning` in orange and twice the unloaded p99 in green). A client scenario also gets
+//! a table of its clients (fairness, the greedy client's share, pacing clients' rejections
+//! and the quota they see).
 //!
 //! Options: `--out DIR` (default `target/simulate` at the workspace root, wherever it is run
 //! from; a relative `DIR` is relative to the current directory), `--seed N` (default 42),
@@ -15,12 +18,15 @@
 //! (every throttle policy driven along that path, or along both one after the other; default:
 //! the standard set, where only the `recommended (check+record, …)` policies use the two-step
 //! path), `--policy TEXT` (only the policies whose name contains `TEXT`, plus the oracle),
-//! `--no-plots`.
+//! `--no-plots`, `--goals` (instead: the acceptance goals of `throttle_sim::goals` for the
+//! recommended configuration, on the paths of `--path` (default both), with a shared key and
+//! per client; only in `--scenario` if given).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
+use throttle_sim::goals::{Goal, GoalReport};
 use throttle_sim::{Evaluation, Keying, Path as DrivePath, Policy, PolicyKind, Scenario, SimScale};
 
 fn main() {
@@ -37,8 +43,9 @@ fn main() {
     let mut paths: Option<Vec<DrivePath>> = None;
     let mut policy_filter: Option<String> = None;
     let mut plots = true;
+    let mut goals = false;
     let usage = "options: --out DIR, --seed N, --scenario NAME, --quick, --timeline POLICY, \
-                 --path acquire|two-step|both, --policy TEXT, --no-plots";
+                 --path acquire|two-step|both, --policy TEXT, --no-plots, --goals";
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -60,6 +67,7 @@ fn main() {
             }
             "--policy" => policy_filter = args.next(),
             "--no-plots" => plots = false,
+            "--goals" => goals = true,
             other => {
                 eprintln!("unknown argument {other:?}; {usage}");
                 std::process::exit(2);
@@ -68,11 +76,24 @@ fn main() {
     }
     let scenarios: Vec<_> = Scenario::all(scale)
         .into_iter()
+        .chain(Scenario::client_scenarios(scale))
         .filter(|s| only.as_deref().is_none_or(|n| n == s.name))
         .collect();
     if scenarios.is_empty() {
         eprintln!("no scenario named {only:?}");
         std::process::exit(2);
+    }
+    if goals {
+        let paths = paths.unwrap_or_else(|| DrivePath::BOTH.to_vec());
+        let report = GoalReport::measure_in(scale, seed, &Goal::ALL, &paths, &Keying::BOTH, |s| {
+            scenarios.iter().any(|x| x.name == s.name)
+        });
+        println!(
+            "# Goals (seed {seed}, {} scale; ✓ met, ✗ missed, (info): not required with that keying)\n",
+            if scale == SimScale::quick() { "quick" } else { "full" }
+        );
+        println!("{}", report.table());
+        return;
     }
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("cannot create {}: {e}", out.display());
@@ -92,6 +113,10 @@ fn main() {
         }
         let eval = Evaluation::run(s, &policies, seed);
         println!("{}", eval.table());
+        let clients = eval.clients_table();
+        if !clients.is_empty() {
+            println!("{clients}");
+        }
         if let Some(name) = &timeline {
             print_timeline(&eval, name);
         }
@@ -106,10 +131,10 @@ fn main() {
 }
 
 fn print_timeline(eval: &Evaluation, name: &str) {
-    println!("timeline of {name}: t, offered, rejected, good, p99 (2 s) ms, rate limit, concurrency limit, in flight");
+    println!("timeline of {name}: t, offered, rejected, good, p99 (2 s) ms, rate limit, concurrency limit, in flight, quota seen (mean Decision::limit)");
     for b in &eval.get(name).bins {
         println!(
-            "{:>5.1} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6}",
+            "{:>5.1} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6} {:>8}",
             b.t,
             b.offered,
             b.rejected,
@@ -117,7 +142,8 @@ fn print_timeline(eval: &Evaluation, name: &str) {
             b.p99_2s.map_or(0, |p| p.as_millis()),
             b.rate_limit.map_or(-1, i64::from),
             b.concurrency_limit.map_or(-1, i64::from),
-            b.inflight
+            b.inflight,
+            b.seen_limit.map_or("-".to_string(), |q| format!("{q:.1}")),
         );
     }
     println!();

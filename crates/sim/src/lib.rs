@@ -17,7 +17,10 @@
 //! side and compares them with an oracle that knows the true capacity: goodput (completions
 //! within `sla_warning`) per phase, p50 / p99 latency, rejections, time to converge after a
 //! capacity change, latency when capacity returns, critical-tier success, and the limit's
-//! trajectory.
+//! trajectory. The client scenarios ([`Scenario::client_scenarios`]: many clients, a greedy
+//! client, clients that pace themselves by the [`Decision`](tower_adaptive_throttle::Decision)
+//! they get) add each client's admitted share, pacing clients' rejections and the quota they
+//! see ([`Evaluation::clients_table`]). [`goals`] measures the acceptance goals on both paths.
 //!
 //! Everything is seeded: the same scenario, policy and seed give the same numbers, so tests can
 //! pin control quality. `examples/simulate.rs` prints the full table and writes plots
@@ -35,6 +38,8 @@
 //! assert!(eval.total_goodput_vs_oracle("no limit") < 0.5, "an unbounded queue loses");
 //! ```
 
+mod clients;
+pub mod goals;
 mod model;
 mod policy;
 pub mod recommended;
@@ -42,8 +47,9 @@ mod report;
 mod rng;
 mod run;
 
-pub use model::{LoadSegment, Phase, Scenario, ServiceModel, SimScale};
+pub use clients::{fair_shares, Fairness, QuotaFall};
+pub use model::{Focus, LoadSegment, Phase, Scenario, ServiceModel, SimScale, GREEDY_CLIENT};
 pub use policy::{Keying, Path, Policy, PolicyKind};
 pub use report::{evaluate_all, Evaluation};
 pub use rng::Rng;
-pub use run::{run, Bin, PhaseStats, RunReport, BIN};
+pub use run::{pause_after, run, Bin, KeyStats, PhaseStats, RunReport, BIN, SETTLE};
