@@ -1,22 +1,33 @@
 //! cargo run --release -p throttle-sim --example simulate
 //!
-//! Runs every scenario of `throttle_sim` through every policy (no limit, two
+//! Runs every scenario of `throttle_sim` (the capacity scenarios, then the client scenarios:
+//! many clients, a greedy client, pacing clients) through every policy (no limit, two
 //! static limits, Baldur's preset, the recommended ladder alone, the recommended deployment,
+//! the recommended configuration on the two-step path with a shared key and per client,
 //! Netflix Gradient2, AIMD, and an oracle that knows the true capacity), prints one table per
 //! scenario, and writes one SVG per scenario: per policy, its limit over time (with the
 //! oracle's equivalent, dashed grey) and its p99 latency over a trailing 2 s (with
-//! `sla_warning` in orange and twice the unloaded p99 in green).
+//! `sla_warning` in orange and twice the unloaded p99 in green). A client scenario also gets
+//! a table of its clients (fairness, the greedy client's share, pacing clients' rejections
+//! and the quota they see).
 //!
 //! Options: `--out DIR` (default `target/simulate` at the workspace root, wherever it is run
 //! from; a relative `DIR` is relative to the current directory), `--seed N` (default 42),
 //! `--scenario NAME` (default: all), `--quick` (the smaller scale the tests use),
-//! `--timeline POLICY` (also print that policy's 500 ms bins).
+//! `--timeline POLICY` (also print that policy's 500 ms bins), `--path acquire|two-step|both`
+//! (every throttle policy driven along that path, or along both one after the other; default:
+//! the standard set, where only the `recommended (check+record, …)` policies use the two-step
+//! path), `--policy TEXT` (only the policies whose name contains `TEXT`, plus the oracle),
+//! `--no-plots`, `--goals` (instead: the acceptance goals of `throttle_sim::goals` for the
+//! recommended configuration, on the paths of `--path` (default both), with a shared key and
+//! per client; only in `--scenario` if given).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
-use throttle_sim::{evaluate_all, Evaluation, Keying, Policy, PolicyKind, Scenario, SimScale};
+use throttle_sim::goals::{Goal, GoalReport};
+use throttle_sim::{Evaluation, Keying, Path as DrivePath, Policy, PolicyKind, Scenario, SimScale};
 
 fn main() {
     // The workspace root is two levels above this package (crates/sim).
@@ -29,6 +40,12 @@ fn main() {
     let mut only: Option<String> = None;
     let mut scale = SimScale::full();
     let mut timeline: Option<String> = None;
+    let mut paths: Option<Vec<DrivePath>> = None;
+    let mut policy_filter: Option<String> = None;
+    let mut plots = true;
+    let mut goals = false;
+    let usage = "options: --out DIR, --seed N, --scenario NAME, --quick, --timeline POLICY, \
+                 --path acquire|two-step|both, --policy TEXT, --no-plots, --goals";
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -37,45 +54,87 @@ fn main() {
             "--scenario" => only = args.next(),
             "--timeline" => timeline = args.next(),
             "--quick" => scale = SimScale::quick(),
+            "--path" => {
+                paths = Some(match args.next().as_deref() {
+                    Some("acquire") => vec![DrivePath::Acquire],
+                    Some("two-step" | "check+record") => vec![DrivePath::TwoStep],
+                    Some("both") => DrivePath::BOTH.to_vec(),
+                    other => {
+                        eprintln!("--path {other:?}: expected acquire, two-step or both");
+                        std::process::exit(2);
+                    }
+                })
+            }
+            "--policy" => policy_filter = args.next(),
+            "--no-plots" => plots = false,
+            "--goals" => goals = true,
             other => {
-                eprintln!(
-                    "unknown argument {other:?}; options: --out DIR, --seed N, --scenario NAME, --quick, --timeline POLICY"
-                );
+                eprintln!("unknown argument {other:?}; {usage}");
                 std::process::exit(2);
             }
         }
     }
     let scenarios: Vec<_> = Scenario::all(scale)
         .into_iter()
+        .chain(Scenario::client_scenarios(scale))
         .filter(|s| only.as_deref().is_none_or(|n| n == s.name))
         .collect();
     if scenarios.is_empty() {
         eprintln!("no scenario named {only:?}");
         std::process::exit(2);
     }
+    if goals {
+        let paths = paths.unwrap_or_else(|| DrivePath::BOTH.to_vec());
+        let report = GoalReport::measure_in(scale, seed, &Goal::ALL, &paths, &Keying::BOTH, |s| {
+            scenarios.iter().any(|x| x.name == s.name)
+        });
+        println!(
+            "# Goals (seed {seed}, {} scale; ✓ met, ✗ missed, (info): not required with that keying)\n",
+            if scale == SimScale::quick() { "quick" } else { "full" }
+        );
+        println!("{}", report.table());
+        return;
+    }
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("cannot create {}: {e}", out.display());
         std::process::exit(1);
     }
     println!("# Simulation (seed {seed}; goodput = completions within sla_warning)\n");
-    for eval in evaluate_all(&scenarios, seed) {
+    for s in &scenarios {
+        let mut policies = match &paths {
+            None => Policy::standard_set(s),
+            Some(paths) => Policy::standard_set_on(s, paths),
+        };
+        if let Some(f) = &policy_filter {
+            policies.retain(|p| p.name.contains(f.as_str()) || p.name == "oracle");
+        }
+        if !policies.iter().any(|p| p.name == "oracle") {
+            policies.push(Policy::oracle());
+        }
+        let eval = Evaluation::run(s, &policies, seed);
         println!("{}", eval.table());
+        let clients = eval.clients_table();
+        if !clients.is_empty() {
+            println!("{clients}");
+        }
         if let Some(name) = &timeline {
             print_timeline(&eval, name);
         }
-        let path = out.join(format!("{}.svg", eval.scenario.name));
-        match plot(&eval, &path) {
-            Ok(()) => println!("plot: {}\n", path.display()),
-            Err(e) => eprintln!("plot {} failed: {e}", path.display()),
+        if plots {
+            let path = out.join(format!("{}.svg", eval.scenario.name));
+            match plot(&eval, &policies, &path) {
+                Ok(()) => println!("plot: {}\n", path.display()),
+                Err(e) => eprintln!("plot {} failed: {e}", path.display()),
+            }
         }
     }
 }
 
 fn print_timeline(eval: &Evaluation, name: &str) {
-    println!("timeline of {name}: t, offered, rejected, good, p99 (2 s) ms, rate limit, concurrency limit, in flight");
+    println!("timeline of {name}: t, offered, rejected, good, p99 (2 s) ms, rate limit, concurrency limit, in flight, quota seen (mean Decision::limit)");
     for b in &eval.get(name).bins {
         println!(
-            "{:>5.1} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6}",
+            "{:>5.1} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6} {:>8}",
             b.t,
             b.offered,
             b.rejected,
@@ -83,7 +142,8 @@ fn print_timeline(eval: &Evaluation, name: &str) {
             b.p99_2s.map_or(0, |p| p.as_millis()),
             b.rate_limit.map_or(-1, i64::from),
             b.concurrency_limit.map_or(-1, i64::from),
-            b.inflight
+            b.inflight,
+            b.seen_limit.map_or("-".to_string(), |q| format!("{q:.1}")),
         );
     }
     println!();
@@ -96,7 +156,11 @@ const TOP: u32 = 40;
 const GAP: u32 = 34;
 
 /// Lines with plotters' SVG backend (no fonts needed), labels added as plain SVG text.
-fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn plot(
+    eval: &Evaluation,
+    policies: &[Policy],
+    path: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let s = &eval.scenario;
     let runs: Vec<_> = eval
         .runs
@@ -111,13 +175,16 @@ fn plot(eval: &Evaluation, path: &Path) -> Result<(), Box<dyn std::error::Error>
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let policies = Policy::standard_set(s);
         for (row, r) in runs.iter().enumerate() {
             let y0 = (TOP + row as u32 * (PANEL_H + GAP)) as i32;
             let policy = policies.iter().find(|p| p.name == r.policy);
             let (concurrency, keys, window) = match policy.map(|p| &p.kind) {
-                Some(PolicyKind::Throttle { config, keying }) => (
-                    config.concurrency().is_some(),
+                Some(PolicyKind::Throttle {
+                    config,
+                    keying,
+                    path,
+                }) => (
+                    config.concurrency().is_some() && *path == DrivePath::Acquire,
                     match keying {
                         Keying::Shared => 1.0,
                         Keying::PerClient => f64::from(s.clients),

@@ -48,6 +48,18 @@ impl ServiceModel {
         self.unloaded_quantile(0.99)
     }
 
+    /// The fraction of requests an unloaded service answers within `threshold` when a
+    /// dependency adds `extra` (estimated from the same 20 000 seeded draws): the most any
+    /// policy can complete within an SLA.
+    pub fn unloaded_within(&self, threshold: Duration, extra: Duration) -> f64 {
+        let mut rng = Rng::new(0x5EED);
+        let n = 20_000;
+        let ok = (0..n)
+            .filter(|_| self.draw(&mut rng) + extra <= threshold)
+            .count();
+        ok as f64 / f64::from(n)
+    }
+
     /// A quantile of the service time alone (estimated from 20 000 seeded draws).
     pub fn unloaded_quantile(&self, q: f64) -> Duration {
         let mut rng = Rng::new(0x5EED);
@@ -109,6 +121,25 @@ impl SimScale {
     }
 }
 
+/// Which measures of the clients a scenario is about (the extra table of
+/// [`Evaluation::clients_table`](crate::Evaluation::clients_table)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Focus {
+    /// Capacity only (goodput, latency, convergence): the standard table.
+    #[default]
+    Capacity,
+    /// Fairness among many clients: admitted ÷ fair share over active clients.
+    Fairness,
+    /// One greedy client ([`GREEDY_CLIENT`]): its admitted share with others active and alone.
+    Greedy,
+    /// Clients pacing themselves by the decisions they get: their rejections, and how fast the
+    /// quota they see falls when capacity drops.
+    Pacing,
+}
+
+/// The client that asks for more than its share in [`Scenario::greedy_client`].
+pub const GREEDY_CLIENT: u32 = 0;
+
 /// A scenario: the service, how its capacity and latency change, and the offered load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -128,8 +159,19 @@ pub struct Scenario {
     pub load: Vec<LoadSegment>,
     /// Phases reported.
     pub phases: Vec<Phase>,
-    /// Distinct client keys; arrivals pick one uniformly.
+    /// Distinct client keys; arrivals pick one uniformly unless `client_weights` says otherwise.
     pub clients: u32,
+    /// Changes of each client's share of the offered load: `(at, weights)`, one weight per
+    /// client (relative; they need not sum to 1). Empty: every client offers the same.
+    pub client_weights: Vec<(Duration, Vec<f64>)>,
+    /// Whether clients pace themselves by the last [`Decision`](tower_adaptive_throttle::Decision)
+    /// they received (what the `RateLimit` and `Retry-After` headers tell them): each client is
+    /// its own Poisson source, and after a rejection it waits `retry_after` (`reset_after` if
+    /// that is zero), after an admission with `remaining == 0` it waits `reset_after`, before
+    /// its next request. Policies that give no decision (no limit, the oracle) are not followed.
+    pub pacing: bool,
+    /// Which measures of the clients the report adds to the capacity table.
+    pub focus: Focus,
     /// Fractions of critical, standard and non-essential arrivals.
     pub tier_mix: [f64; 3],
     /// Completions within this latency count as goodput.
@@ -162,6 +204,9 @@ impl Scenario {
             load: Vec::new(),
             phases: Vec::new(),
             clients: 20,
+            client_weights: Vec::new(),
+            pacing: false,
+            focus: Focus::Capacity,
             tier_mix: [0.1, 0.6, 0.3],
             sla_warning: Duration::from_millis(200),
             sla_critical: Duration::from_millis(500),
@@ -229,6 +274,31 @@ impl Scenario {
             .rev()
             .find(|(at, _)| *at <= t)
             .map_or(Duration::ZERO, |(_, e)| *e)
+    }
+
+    /// Each client's relative share of the offered load at `t` (`None`: all equal).
+    pub fn weights_at(&self, t: Duration) -> Option<&[f64]> {
+        self.client_weights
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map(|(_, w)| w.as_slice())
+    }
+
+    /// Requests per second that `client` offers at `t`.
+    pub fn client_rps(&self, client: u32, t: Duration) -> f64 {
+        let total = self.offered_rps(t);
+        match self.weights_at(t) {
+            None => total / f64::from(self.clients.max(1)),
+            Some(w) => {
+                let sum: f64 = w.iter().sum();
+                if sum > 0.0 {
+                    total * w.get(client as usize).copied().unwrap_or(0.0) / sum
+                } else {
+                    0.0
+                }
+            }
+        }
     }
 
     /// Times at which the capacity changes.
@@ -353,7 +423,95 @@ impl Scenario {
         s.constant(rps)
     }
 
-    /// Every scenario, in the order of the report.
+    /// 200 clients with equal demand offering 3× the capacity in total: does every active
+    /// client get its fair share?
+    pub fn many_clients(scale: SimScale) -> Self {
+        let mut s = Self::base(
+            "many_clients",
+            "200 clients with equal demand offer 3x capacity in total",
+            scale,
+            2,
+        )
+        .phases(&["overload", "overload+"], scale);
+        s.clients = 200;
+        s.focus = Focus::Fairness;
+        let rps = 3.0 * s.healthy_capacity();
+        s.constant(rps)
+    }
+
+    /// 21 clients: [`GREEDY_CLIENT`] offers 10× its fair share (a 21st of the capacity) and the
+    /// 20 others 1.5× theirs (1.9× capacity in total) for one phase; then the greedy client is
+    /// alone, still at 10× its share (0.48× capacity). It should get no more than its share
+    /// while the others are active, and everything it asks while the capacity is idle.
+    pub fn greedy_client(scale: SimScale) -> Self {
+        let mut s = Self::base(
+            "greedy_client",
+            "one client at 10x its fair share among 20 at 1.5x theirs; then alone",
+            scale,
+            2,
+        )
+        .phases(&["with others", "alone"], scale);
+        let others = 20u32;
+        s.clients = others + 1;
+        s.focus = Focus::Greedy;
+        let share = s.healthy_capacity() / f64::from(s.clients);
+        let mut with_others = vec![1.5; s.clients as usize];
+        with_others[GREEDY_CLIENT as usize] = 10.0;
+        let mut alone = vec![0.0; s.clients as usize];
+        alone[GREEDY_CLIENT as usize] = 1.0;
+        let p = scale.phase;
+        s.client_weights = vec![(Duration::ZERO, with_others), (p, alone)];
+        let together = share * (10.0 + 1.5 * f64::from(others));
+        s.load = vec![
+            LoadSegment {
+                from: Duration::ZERO,
+                to: p,
+                start_rps: together,
+                end_rps: together,
+            },
+            LoadSegment {
+                from: p,
+                to: s.duration,
+                start_rps: 10.0 * share,
+                end_rps: 10.0 * share,
+            },
+        ];
+        s
+    }
+
+    /// [`capacity_halving`](Self::capacity_halving) with clients that pace themselves by the
+    /// decisions they receive ([`pacing`](Self::pacing)): they intend 1.5× the healthy
+    /// capacity, and should see almost no rejections if the headers tell the truth.
+    pub fn paced_halving(scale: SimScale) -> Self {
+        let mut s = Self::capacity_halving(scale);
+        s.name = "paced_halving";
+        s.description = "20 clients pace themselves by the decisions they get (remaining, \
+            reset_after, retry_after); they intend 1.5x healthy capacity; capacity halves for \
+            the middle phase";
+        s.pacing = true;
+        s.focus = Focus::Pacing;
+        s
+    }
+
+    /// The scenarios about clients: many clients, a greedy client, pacing clients.
+    pub fn client_scenarios(scale: SimScale) -> Vec<Self> {
+        vec![
+            Self::many_clients(scale),
+            Self::greedy_client(scale),
+            Self::paced_halving(scale),
+        ]
+    }
+
+    /// The scenario named `name`, of [`all`](Self::all) or
+    /// [`client_scenarios`](Self::client_scenarios).
+    pub fn by_name(name: &str, scale: SimScale) -> Option<Self> {
+        Self::all(scale)
+            .into_iter()
+            .chain(Self::client_scenarios(scale))
+            .find(|s| s.name == name)
+    }
+
+    /// Every capacity scenario, in the order of the report.
     pub fn all(scale: SimScale) -> Vec<Self> {
         vec![
             Self::steady_overload(scale),

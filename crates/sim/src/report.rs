@@ -148,7 +148,7 @@ impl Evaluation {
                     "| {} | {} | {:.1} % | {} | {} | {} | {:.1} % | {:.1} % |",
                     r.policy,
                     p.name,
-                    100.0 * self.goodput_vs_oracle(r.policy, i),
+                    100.0 * self.goodput_vs_oracle(&r.policy, i),
                     p.p50.as_millis(),
                     p.p99.as_millis(),
                     p.settled_p99.as_millis(),
@@ -165,19 +165,19 @@ impl Evaluation {
         let last_change = s.capacity_changes().last().copied();
         for r in &self.runs {
             let conv = self
-                .convergence(r.policy)
+                .convergence(&r.policy)
                 .iter()
                 .map(|c| c.map_or("never".to_string(), |d| format!("{:.1} s", d.as_secs_f64())))
                 .collect::<Vec<_>>()
                 .join(", ");
             let after = last_change.map_or("-".to_string(), |t| {
-                format!("{} ms", self.max_bin_p99_from(r.policy, t).as_millis())
+                format!("{} ms", self.max_bin_p99_from(&r.policy, t).as_millis())
             });
             let _ = writeln!(
                 out,
                 "| {} | {:.1} % | {} | {} | {} | {:.0} % |",
                 r.policy,
-                100.0 * self.total_goodput_vs_oracle(r.policy),
+                100.0 * self.total_goodput_vs_oracle(&r.policy),
                 if conv.is_empty() {
                     "-".to_string()
                 } else {
@@ -186,7 +186,7 @@ impl Evaluation {
                 after,
                 r.min_limit_to_need
                     .map_or("-".to_string(), |v| format!("{:.2}", v)),
-                100.0 * self.non_essential_share_of_rejections(r.policy),
+                100.0 * self.non_essential_share_of_rejections(&r.policy),
             );
         }
         out

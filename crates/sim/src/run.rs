@@ -4,16 +4,21 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use tower_adaptive_throttle::{AdaptiveThrottle, ConcurrencyPermit, ManualClock, Tier};
+use tower_adaptive_throttle::{
+    AdaptiveThrottle, Axis, ConcurrencyPermit, Decision, ManualClock, Tier,
+};
 
 use crate::model::Scenario;
-use crate::policy::{Keying, Policy, PolicyKind};
+use crate::policy::{Keying, Path, Policy, PolicyKind};
 use crate::rng::Rng;
 
 /// Width of a timeline bin.
 pub const BIN: Duration = Duration::from_millis(500);
 /// How long in-flight work may drain after the last arrival.
 const DRAIN: Duration = Duration::from_secs(5);
+/// Requests admitted from this long after a phase starts count as settled (`settled_p99`,
+/// [`RunReport::keys`]).
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 /// Measures of one phase of one run.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -90,15 +95,35 @@ pub struct Bin {
     pub p99_2s: Option<Duration>,
     /// Requests in flight (queued or in service or waiting on the dependency) at the end.
     pub inflight: u32,
+    /// Mean `limit` of the rate-axis decisions returned to clients in the bin (admissions per
+    /// window of the key asked about: the quota a `RateLimit-Policy` header announces), if any.
+    pub seen_limit: Option<f64>,
+}
+
+/// What one client offered and got in the settled part of a phase (arrivals from [`SETTLE`]
+/// after its start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyStats {
+    /// Arrivals.
+    pub offered: u32,
+    /// Admitted.
+    pub admitted: u32,
+    /// Completed within `sla_warning`.
+    pub good: u32,
 }
 
 /// Everything one run measured.
 #[derive(Debug, Clone)]
 pub struct RunReport {
     /// Policy name.
-    pub policy: &'static str,
+    pub policy: String,
     /// Whether the policy adapts.
     pub adaptive: bool,
+    /// Keys of the rate axis (1 for a shared key, the clients for one key per client; 0 without
+    /// a throttle).
+    pub rate_keys: u32,
+    /// The rate axis's window (zero without a throttle).
+    pub window: Duration,
     /// Per phase.
     pub phases: Vec<PhaseStats>,
     /// Per bin.
@@ -107,6 +132,8 @@ pub struct RunReport {
     /// latency (per key per window for the rate axis; `rate × mean latency` in flight for the
     /// concurrency axis); `None` without an adaptive limit.
     pub min_limit_to_need: Option<f64>,
+    /// Per phase, per client: what each client offered and got once the phase settled.
+    pub keys: Vec<Vec<KeyStats>>,
 }
 
 impl RunReport {
@@ -118,6 +145,7 @@ impl RunReport {
 
 struct Req {
     arrival: Duration,
+    client: u32,
     tier: Tier,
     phase: Option<usize>,
     permit: Option<ConcurrencyPermit>,
@@ -126,6 +154,7 @@ struct Req {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Arrival,
+    ClientArrival(u32),
     ServiceDone(usize),
     ResponseDone(usize),
     Workers(u32),
@@ -133,6 +162,37 @@ enum Ev {
 
 fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How long a pacing client waits after `d` before its next request: `retry_after` (or
+/// `reset_after` if that is zero) after a rejection, `reset_after` after an admission that left
+/// nothing, otherwise nothing.
+pub fn pause_after(d: &Decision) -> Duration {
+    if !d.allowed {
+        if d.retry_after > Duration::ZERO {
+            d.retry_after
+        } else {
+            d.reset_after
+        }
+    } else if d.remaining == 0 {
+        d.reset_after
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A weighted pick in `[0, weights.len())` from one uniform draw `u`.
+fn pick(weights: &[f64], u: f64) -> u32 {
+    let total: f64 = weights.iter().sum();
+    let mut x = u * total;
+    for (i, w) in weights.iter().enumerate() {
+        if x < *w {
+            return i as u32;
+        }
+        x -= w;
+    }
+    // Rounding: the last client with a positive weight.
+    weights.iter().rposition(|w| *w > 0.0).unwrap_or(0) as u32
 }
 
 fn quantile(v: &mut [Duration], q: f64) -> Duration {
@@ -147,12 +207,17 @@ fn quantile(v: &mut [Duration], q: f64) -> Duration {
 /// report.
 pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     let clock = ManualClock::new();
-    let (throttle, keying) = match &policy.kind {
-        PolicyKind::Throttle { config, keying } => (
+    let (throttle, keying, path) = match &policy.kind {
+        PolicyKind::Throttle {
+            config,
+            keying,
+            path,
+        } => (
             Some(AdaptiveThrottle::with_clock(config.clone(), clock.clone())),
             *keying,
+            *path,
         ),
-        _ => (None, Keying::Shared),
+        _ => (None, Keying::Shared, Path::Acquire),
     };
     let mut arrivals = Rng::new(seed);
     let mut service = Rng::new(seed ^ 0x9E37_79B9_7F4A_7C15);
@@ -165,7 +230,20 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     for (at, w) in &scenario.workers_changes {
         push(&mut heap, *at, Ev::Workers(*w));
     }
-    push(&mut heap, Duration::ZERO, Ev::Arrival);
+    if scenario.pacing {
+        // One Poisson source per client.
+        for c in 0..scenario.clients {
+            let rate = scenario.client_rps(c, Duration::ZERO);
+            let first = if rate > 0.0 {
+                Duration::from_secs_f64(arrivals.exponential(rate))
+            } else {
+                Duration::from_millis(10)
+            };
+            push(&mut heap, first, Ev::ClientArrival(c));
+        }
+    } else {
+        push(&mut heap, Duration::ZERO, Ev::Arrival);
+    }
 
     let n_bins = ((scenario.duration + DRAIN).as_nanos() / BIN.as_nanos()) as usize + 1;
     let mut bins: Vec<Bin> = (0..n_bins)
@@ -185,6 +263,10 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
         .collect();
     let mut phase_lat: Vec<Vec<Duration>> = vec![Vec::new(); phases.len()];
     let mut settled_lat: Vec<Vec<Duration>> = vec![Vec::new(); phases.len()];
+    let mut keys: Vec<Vec<KeyStats>> =
+        vec![vec![KeyStats::default(); scenario.clients.max(1) as usize]; phases.len()];
+    let mut seen: Vec<(f64, u32)> = vec![(0.0, 0); n_bins];
+    let settled = |p: usize, t: Duration| t >= scenario.phases[p].start + SETTLE;
 
     let mut reqs: Vec<Option<Req>> = Vec::new();
     let mut queue: VecDeque<usize> = VecDeque::new();
@@ -209,7 +291,11 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
             if let Some(t) = &throttle {
                 let t_end = BIN * (next_bin as u32 + 1);
                 b.rate_limit = Some(t.current_limit());
-                b.concurrency_limit = t.concurrency_stats().map(|c| c.limit);
+                // The two-step path never consults the concurrency axis.
+                b.concurrency_limit = match path {
+                    Path::Acquire => t.concurrency_stats().map(|c| c.limit),
+                    Path::TwoStep => None,
+                };
                 if t_end >= Duration::from_secs(5) && t_end <= scenario.duration && policy.adaptive
                 {
                     let offered = scenario.offered_rps(t_end - BIN);
@@ -240,21 +326,32 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
         }
         clock.set(now);
         match ev {
-            Ev::Arrival => {
+            Ev::Arrival | Ev::ClientArrival(_) => {
                 if now >= scenario.duration {
                     continue;
                 }
-                let rate = scenario.offered_rps(now);
-                let next = if rate > 0.0 {
-                    now + Duration::from_secs_f64(arrivals.exponential(rate))
+                let client = if let Ev::ClientArrival(c) = ev {
+                    if scenario.client_rps(c, now) <= 0.0 {
+                        push(&mut heap, now + Duration::from_millis(10), ev);
+                        continue;
+                    }
+                    c
                 } else {
-                    now + Duration::from_millis(10)
+                    let rate = scenario.offered_rps(now);
+                    let next = if rate > 0.0 {
+                        now + Duration::from_secs_f64(arrivals.exponential(rate))
+                    } else {
+                        now + Duration::from_millis(10)
+                    };
+                    push(&mut heap, next, Ev::Arrival);
+                    if rate <= 0.0 {
+                        continue;
+                    }
+                    match scenario.weights_at(now) {
+                        None => arrivals.below(scenario.clients),
+                        Some(w) => pick(w, arrivals.uniform()),
+                    }
                 };
-                push(&mut heap, next, Ev::Arrival);
-                if rate <= 0.0 {
-                    continue;
-                }
-                let client = arrivals.below(scenario.clients);
                 let u = arrivals.uniform();
                 let tier = if u < scenario.tier_mix[0] {
                     Tier::Critical
@@ -271,30 +368,58 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                 bins[bin].offered += 1;
                 if let Some(p) = phase {
                     phases[p].offered += 1;
+                    if settled(p, now) {
+                        keys[p][client as usize].offered += 1;
+                    }
                     match tier {
                         Tier::Critical => phases[p].critical_offered += 1,
                         Tier::NonEssential => phases[p].non_essential_offered += 1,
                         Tier::Standard => {}
                     }
                 }
-                let admission: Result<Option<ConcurrencyPermit>, ()> = match &policy.kind {
-                    PolicyKind::Unlimited => Ok(None),
-                    PolicyKind::Oracle => {
-                        if busy + (queue.len() as u32) < workers {
-                            Ok(None)
-                        } else {
-                            Err(())
+                // The admission, and the decision the client is told (none from no limit and
+                // the oracle).
+                let (admission, decision): (Result<Option<ConcurrencyPermit>, ()>, _) =
+                    match &policy.kind {
+                        PolicyKind::Unlimited => (Ok(None), None),
+                        PolicyKind::Oracle => {
+                            if busy + (queue.len() as u32) < workers {
+                                (Ok(None), None)
+                            } else {
+                                (Err(()), None)
+                            }
                         }
-                    }
-                    PolicyKind::Throttle { .. } => {
-                        let t = throttle.as_ref().expect("throttle policy");
-                        let key = match keying {
-                            Keying::Shared => 0,
-                            Keying::PerClient => client,
-                        };
-                        t.acquire(&key, tier).map(Some).map_err(|_| ())
-                    }
-                };
+                        PolicyKind::Throttle { .. } => {
+                            let t = throttle.as_ref().expect("throttle policy");
+                            let key = match keying {
+                                Keying::Shared => 0,
+                                Keying::PerClient => client,
+                            };
+                            match path {
+                                Path::Acquire => match t.acquire(&key, tier) {
+                                    Ok(permit) => {
+                                        let d = *permit.decision();
+                                        (Ok(Some(permit)), Some(d))
+                                    }
+                                    Err(d) => (Err(()), Some(d)),
+                                },
+                                Path::TwoStep => {
+                                    let d = t.check(&key, tier);
+                                    (if d.allowed { Ok(None) } else { Err(()) }, Some(d))
+                                }
+                            }
+                        }
+                    };
+                if let Some(d) = decision.filter(|d| d.axis == Some(Axis::Rate)) {
+                    seen[bin].0 += f64::from(d.limit);
+                    seen[bin].1 += 1;
+                }
+                if let Ev::ClientArrival(c) = ev {
+                    let rate = scenario.client_rps(c, now);
+                    let gap = Duration::from_secs_f64(arrivals.exponential(rate));
+                    let wait = decision.as_ref().map_or(Duration::ZERO, pause_after);
+                    push(&mut heap, now + gap.max(wait), ev);
+                }
                 match admission {
                     Err(()) => {
                         bins[bin].rejected += 1;
@@ -308,11 +433,15 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                     Ok(permit) => {
                         if let Some(p) = phase {
                             phases[p].admitted += 1;
+                            if settled(p, now) {
+                                keys[p][client as usize].admitted += 1;
+                            }
                         }
                         inflight += 1;
                         let id = reqs.len();
                         reqs.push(Some(Req {
                             arrival: now,
+                            client,
                             tier,
                             phase,
                             permit,
@@ -367,8 +496,9 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
                     }
                     ph.max = ph.max.max(latency);
                     phase_lat[p].push(latency);
-                    if req.arrival >= scenario.phases[p].start + Duration::from_secs(5) {
+                    if settled(p, req.arrival) {
                         settled_lat[p].push(latency);
+                        keys[p][req.client as usize].good += u32::from(good);
                     }
                 }
             }
@@ -391,6 +521,11 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
             bins[i].p99_2s = Some(quantile(&mut pooled, 0.99));
         }
     }
+    for (b, (sum, n)) in bins.iter_mut().zip(&seen) {
+        if *n > 0 {
+            b.seen_limit = Some(sum / f64::from(*n));
+        }
+    }
     for (b, lat) in bins.iter_mut().zip(bin_lat.iter_mut()) {
         if !lat.is_empty() {
             b.p90 = Some(quantile(lat, 0.9));
@@ -408,10 +543,19 @@ pub fn run(scenario: &Scenario, policy: &Policy, seed: u64) -> RunReport {
     }
     bins.truncate(next_bin.max(1));
     RunReport {
-        policy: policy.name,
+        policy: policy.name.clone(),
         adaptive: policy.adaptive,
+        rate_keys: if throttle.is_some() {
+            keying.keys(scenario)
+        } else {
+            0
+        },
+        window: throttle
+            .as_ref()
+            .map_or(Duration::ZERO, |t| t.config().window()),
         phases,
         bins,
         min_limit_to_need: min_ratio,
+        keys,
     }
 }
