@@ -17,6 +17,16 @@ use crate::events::ChangeReason;
 const BASELINE_RISE: f64 = 0.01;
 /// Share of requests the service-wide limit must reject in an interval for it to "bind".
 const BINDING_SHARE: f64 = 0.01;
+/// While the limit binds at healthy latency without probing, a probe every this many
+/// adjustments looks for capacity that has come back.
+const PROBE_EVERY: u32 = 4;
+/// The shallowest cut on queueing (a cut of at least 10 %, so a queue drains).
+const MAX_DRAIN: f64 = 0.9;
+/// Admissions this far above completions over an adjustment, with latency off its floor, read
+/// as a queue building.
+const QUEUE_GROWTH: f64 = 0.1;
+/// The largest climb per adjustment back towards the capacity after a cut.
+const CLIMB: f64 = 0.25;
 
 /// What the throttle saw since the last adjustment.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +83,13 @@ pub(crate) struct CapacityEstimator {
     baseline_ms: Option<f64>,
     queueing_seen: bool,
     suspect: Option<Suspect>,
+    /// What the service delivers when saturated: set from the delivered rate when latency reads
+    /// as queueing, raised by any higher delivered rate at healthy latency.
+    capacity: Option<f64>,
+    /// The delivered rate when the latest probe started, and the gain it used.
+    probe: Option<(f64, f64)>,
+    /// Adjustments spent at the capacity since the last probe.
+    cruising: u32,
     /// The latest figures, for stats.
     latest: Option<Estimate>,
 }
@@ -91,6 +108,9 @@ impl CapacityEstimator {
             baseline_ms: None,
             queueing_seen: false,
             suspect: None,
+            capacity: None,
+            probe: None,
+            cruising: 0,
             latest: None,
         }
     }
@@ -181,41 +201,8 @@ impl CapacityEstimator {
                 };
                 (rate, reason)
             }
-        } else if mean > p.tolerance * baseline {
-            self.queueing_seen = true;
-            match self.suspect.take() {
-                // The last cut lowered throughput but not latency: not queueing, a slower
-                // service. Accept its latency as the new floor and undo the cut.
-                Some(s)
-                    if mean >= 0.9 * s.mean_before && delivered <= 0.95 * s.delivered_before =>
-                {
-                    self.baseline_ms = Some(mean);
-                    (s.rate_before, ChangeReason::CapacityEstimate)
-                }
-                _ => {
-                    let drain = (p.tolerance * baseline / mean).max(p.min_drain);
-                    self.suspect = Some(Suspect {
-                        rate_before: obs.rate,
-                        mean_before: mean,
-                        delivered_before: delivered,
-                    });
-                    (delivered.min(obs.rate) * drain, ChangeReason::LatencyRising)
-                }
-            }
         } else {
-            self.suspect = None;
-            if binding {
-                let gain = if self.queueing_seen {
-                    p.probe_gain
-                } else {
-                    p.startup_gain
-                };
-                ((obs.rate * (1.0 + gain)).max(best), ChangeReason::Headroom)
-            } else {
-                // Not binding: keep the limit at least `headroom` above what is delivered; an
-                // unused limit above that holds (it is what the service has shown it can take).
-                ((p.headroom * best).max(obs.rate), ChangeReason::Headroom)
-            }
+            self.two_step(delivered, admitted as f64 / dt, mean, baseline, binding, best, obs.rate)
         };
         let estimate = Estimate {
             rate,
@@ -227,6 +214,95 @@ impl CapacityEstimator {
         };
         self.latest = Some(estimate);
         Some(estimate)
+    }
+
+    /// The estimate from completions and latency alone (no permits): cut to below what is
+    /// delivered when the service queues, cruise at what it delivered when saturated, probe
+    /// above that while probing pays.
+    #[allow(clippy::too_many_arguments)]
+    fn two_step(
+        &mut self,
+        delivered: f64,
+        admitted: f64,
+        mean: f64,
+        baseline: f64,
+        binding: bool,
+        best: f64,
+        rate: f64,
+    ) -> (f64, ChangeReason) {
+        let p = self.params;
+        let ratio = mean / baseline.max(1e-9);
+        // A queue builds when more is admitted than completes while latency leaves its floor;
+        // this shows before the mean latency has crossed the tolerance.
+        let growing = delivered > 0.0 && admitted > delivered * (1.0 + QUEUE_GROWTH) && ratio > 1.1;
+        if ratio > p.tolerance || growing {
+            self.queueing_seen = true;
+            self.probe = None;
+            self.cruising = 0;
+            if let Some(s) = self.suspect.take() {
+                // The last cut lowered throughput but not latency: not queueing, a slower
+                // service. Accept its latency as the new floor and undo the cut.
+                if ratio > p.tolerance
+                    && mean >= 0.9 * s.mean_before
+                    && delivered <= 0.95 * s.delivered_before
+                {
+                    self.baseline_ms = Some(mean);
+                    return (s.rate_before, ChangeReason::CapacityEstimate);
+                }
+            }
+            // Saturated: what it delivers now is what it can take. Cut below that, in
+            // proportion to the queueing, so the queue drains; never a rise while latency
+            // reads as queueing (a backlog can complete faster than the limit now admits).
+            self.capacity = Some(delivered);
+            let drain = (p.tolerance / ratio).clamp(p.min_drain, MAX_DRAIN);
+            self.suspect = Some(Suspect {
+                rate_before: rate,
+                mean_before: mean,
+                delivered_before: delivered,
+            });
+            return ((delivered * drain).min(rate), ChangeReason::LatencyRising);
+        }
+        self.suspect = None;
+        let capacity = self.capacity.map_or(delivered, |c| c.max(delivered));
+        self.capacity = Some(capacity);
+        if !binding {
+            // Not binding: keep the limit at least `headroom` above what is delivered; an
+            // unused limit above that holds (it is what the service has shown it can take).
+            self.probe = None;
+            self.cruising = 0;
+            return ((p.headroom * best).max(rate), ChangeReason::Headroom);
+        }
+        // Below the capacity (after a cut): climb back, a bounded step at a time.
+        if rate < capacity * 0.98 {
+            self.probe = None;
+            return (
+                capacity.min(rate * (1.0 + CLIMB)),
+                ChangeReason::Headroom,
+            );
+        }
+        // At the capacity: probe while probing pays (the last probe raised what is delivered),
+        // before the first sign of queueing (startup), and every few adjustments otherwise.
+        let paid = self
+            .probe
+            .is_some_and(|(before, gain)| delivered >= before * (1.0 + gain / 2.0));
+        let gain = match self.probe {
+            _ if !self.queueing_seen => Some(p.startup_gain),
+            Some((_, gain)) if paid => Some((gain * 2.0).min(p.startup_gain)),
+            _ if self.cruising + 1 >= PROBE_EVERY => Some(p.probe_gain),
+            _ => None,
+        };
+        match gain {
+            Some(gain) => {
+                self.probe = Some((delivered, gain));
+                self.cruising = 0;
+                (rate * (1.0 + gain), ChangeReason::Headroom)
+            }
+            None => {
+                self.probe = None;
+                self.cruising += 1;
+                (capacity, ChangeReason::CapacityEstimate)
+            }
+        }
     }
 
     /// Forgets everything learnt (a reset).

@@ -349,7 +349,10 @@ impl Controller {
         }
         // With `skip_stale_samples`, a request admitted before the latest change describes the
         // old limit: it reaches the signal but not the ladder, which waits for fresh samples.
-        let stale = self.cfg.skip_stale_samples
+        // The capacity estimate reads every sample at once (its cuts are relative to what is
+        // delivered, so a backlog from the old limit cannot compound them).
+        let skip_stale = self.cfg.skip_stale_samples && self.capacity.is_none();
+        let stale = skip_stale
             && self
                 .last_change_at
                 .is_some_and(|changed| now.saturating_sub(rtt) < changed);
@@ -360,7 +363,7 @@ impl Controller {
         let gate_open = self
             .last_adjust_at
             .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last);
-        let fresh_enough = !self.cfg.skip_stale_samples
+        let fresh_enough = !skip_stale
             || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
         if gate_open && fresh_enough {
             self.last_adjust_at = Some(now);

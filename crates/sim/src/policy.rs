@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tower_adaptive_throttle::config::RateStrategy;
+use tower_adaptive_throttle::config::{Adaptation, KeyQuota, RateStrategy};
 use tower_adaptive_throttle::{ConcurrencyConfig, ThrottleConfig, ThrottleConfigBuilder};
 
 use crate::model::Scenario;
@@ -181,22 +181,26 @@ impl Policy {
         throttle("baldur", cfg, Keying::Shared, true)
     }
 
-    /// The recommended ladder (`ThrottleConfig::default()`'s rate-axis inputs) used alone as a
-    /// capacity guard on a shared key: what a user gets who keeps the rate axis as the guard.
+    /// The ladder with the recommended configuration's inputs (interval percentile, no-load
+    /// trend, proportional increases) used alone as a capacity guard on a shared key: the rate
+    /// axis as it was steered before the capacity estimate.
     pub fn recommended_ladder(scenario: &Scenario) -> Self {
         let cfg = build(shared_rate(
-            ThrottleConfig::builder().without_concurrency(),
+            ThrottleConfig::builder()
+                .without_concurrency()
+                .adaptation(Adaptation::Ladder)
+                .key_quota(KeyQuota::WholeLimit),
             scenario.healthy_capacity(),
         ));
         throttle("ladder only", cfg, Keying::Shared, true)
     }
 
     /// The recommended deployment: `ThrottleConfig::default()` — the concurrency axis as the
-    /// capacity guard (its defaults, untouched) and the rate axis as a per-client quota of
-    /// twice each client's fair share of the healthy capacity per second, with the recommended
-    /// ladder ([`recommended::PER_CLIENT_QUOTA`]) — driven like the HTTP layer drives it.
+    /// capacity guard (its defaults, untouched), the rate axis a service-wide limit that
+    /// follows the capacity estimate ([`recommended::SERVICE_WIDE`] bounds), each client's
+    /// quota its fair share of it — driven like the HTTP layer drives it.
     pub fn recommended(scenario: &Scenario) -> Self {
-        let cfg = recommended::config(scenario, LimitScope::PerClientQuota);
+        let cfg = recommended::config(scenario, LimitScope::ServiceWide);
         throttle("recommended", cfg, Keying::PerClient, true)
     }
 
