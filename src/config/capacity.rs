@@ -17,13 +17,13 @@ pub const DEFAULT_CAPACITY_MAX_LIMIT: u32 = 1_000_000;
 /// reads it as queueing (Netflix Gradient2's tolerance).
 pub const DEFAULT_CAPACITY_TOLERANCE: f64 = 1.5;
 /// Recommended: growth per adjustment while the limit binds and latency stays at its floor.
-pub const DEFAULT_CAPACITY_PROBE_GAIN: f64 = 0.1;
+pub const DEFAULT_CAPACITY_PROBE_GAIN: f64 = 0.05;
 /// Recommended: growth per adjustment before the first sign of queueing (startup).
-pub const DEFAULT_CAPACITY_STARTUP_GAIN: f64 = 1.0;
+pub const DEFAULT_CAPACITY_STARTUP_GAIN: f64 = 0.5;
 /// Recommended: a limit that does not bind stays this far above the delivered rate.
 pub const DEFAULT_CAPACITY_HEADROOM: f64 = 1.5;
 /// Recommended: the deepest cut of one adjustment, as a fraction of the delivered rate.
-pub const DEFAULT_CAPACITY_MIN_DRAIN: f64 = 0.5;
+pub const DEFAULT_CAPACITY_MIN_DRAIN: f64 = 0.7;
 /// Recommended: how far back the delivered-rate maximum looks.
 pub const DEFAULT_CAPACITY_DELIVERY_WINDOW: Duration = Duration::from_secs(2);
 /// Recommended: while the concurrency axis sheds, the rate stays this far above what the

@@ -25,8 +25,19 @@ const MAX_DRAIN: f64 = 0.9;
 /// Admissions this far above completions over an adjustment, with latency off its floor, read
 /// as a queue building.
 const QUEUE_GROWTH: f64 = 0.1;
+/// A probe that paid may be followed by a larger one, up to this gain.
+const MAX_PROBE_GAIN: f64 = 0.15;
 /// The largest climb per adjustment back towards the capacity after a cut.
 const CLIMB: f64 = 0.25;
+/// How long a cut gives the queue to drain: the excess latency over the tolerance, as a share
+/// of this, is taken off what is delivered.
+const DRAIN_TIME_MS: f64 = 2000.0;
+/// The first adjustment that sees queueing cuts at most this deep: the interval before it was
+/// not saturated throughout, so what it delivered says little about the capacity.
+const FIRST_CUT_FLOOR: f64 = 0.7;
+/// Between probes the limit admits this share of what the service delivered when saturated, so
+/// random arrivals do not keep a queue at the edge of saturation.
+const CRUISE: f64 = 0.95;
 
 /// What the throttle saw since the last adjustment.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +93,8 @@ pub(crate) struct CapacityEstimator {
     delivered: VecDeque<(Duration, f64)>,
     baseline_ms: Option<f64>,
     queueing_seen: bool,
+    /// The latest adjustment read queueing.
+    queueing_now: bool,
     suspect: Option<Suspect>,
     /// What the service delivers when saturated: set from the delivered rate when latency reads
     /// as queueing, raised by any higher delivered rate at healthy latency.
@@ -107,6 +120,7 @@ impl CapacityEstimator {
             delivered: VecDeque::new(),
             baseline_ms: None,
             queueing_seen: false,
+            queueing_now: false,
             suspect: None,
             capacity: None,
             probe: None,
@@ -236,6 +250,8 @@ impl CapacityEstimator {
         // this shows before the mean latency has crossed the tolerance.
         let growing = delivered > 0.0 && admitted > delivered * (1.0 + QUEUE_GROWTH) && ratio > 1.1;
         if ratio > p.tolerance || growing {
+            let first = !self.queueing_now;
+            self.queueing_now = true;
             self.queueing_seen = true;
             self.probe = None;
             self.cruising = 0;
@@ -250,18 +266,25 @@ impl CapacityEstimator {
                     return (s.rate_before, ChangeReason::CapacityEstimate);
                 }
             }
-            // Saturated: what it delivers now is what it can take. Cut below that, in
-            // proportion to the queueing, so the queue drains; never a rise while latency
-            // reads as queueing (a backlog can complete faster than the limit now admits).
-            self.capacity = Some(delivered);
-            let drain = (p.tolerance / ratio).clamp(p.min_drain, MAX_DRAIN);
+            // Saturated: what it delivers now is what it can take. Cut below that by what
+            // drains the queue (the excess latency) within the drain time; never a rise while
+            // latency reads as queueing (a backlog can complete faster than the limit admits).
+            let excess_ms = (mean - p.tolerance * baseline).max(0.0);
+            let drain = (1.0 - excess_ms / DRAIN_TIME_MS).clamp(p.min_drain, MAX_DRAIN);
+            let mut target = delivered * drain;
+            if first {
+                target = target.max(rate * FIRST_CUT_FLOOR);
+            } else {
+                self.capacity = Some(delivered);
+            }
             self.suspect = Some(Suspect {
                 rate_before: rate,
                 mean_before: mean,
                 delivered_before: delivered,
             });
-            return ((delivered * drain).min(rate), ChangeReason::LatencyRising);
+            return (target.min(rate), ChangeReason::LatencyRising);
         }
+        self.queueing_now = false;
         self.suspect = None;
         let capacity = self.capacity.map_or(delivered, |c| c.max(delivered));
         self.capacity = Some(capacity);
@@ -273,21 +296,23 @@ impl CapacityEstimator {
             return ((p.headroom * best).max(rate), ChangeReason::Headroom);
         }
         // Below the capacity (after a cut): climb back, a bounded step at a time.
-        if rate < capacity * 0.98 {
+        let cruise = capacity * CRUISE;
+        if rate < cruise * 0.98 {
             self.probe = None;
-            return (
-                capacity.min(rate * (1.0 + CLIMB)),
-                ChangeReason::Headroom,
-            );
+            return (cruise.min(rate * (1.0 + CLIMB)), ChangeReason::Headroom);
         }
         // At the capacity: probe while probing pays (the last probe raised what is delivered),
         // before the first sign of queueing (startup), and every few adjustments otherwise.
         let paid = self
             .probe
             .is_some_and(|(before, gain)| delivered >= before * (1.0 + gain / 2.0));
+        // Startup ends at the first probe that does not pay, or at the first queueing.
+        if self.probe.is_some() && !paid {
+            self.queueing_seen = true;
+        }
         let gain = match self.probe {
             _ if !self.queueing_seen => Some(p.startup_gain),
-            Some((_, gain)) if paid => Some((gain * 2.0).min(p.startup_gain)),
+            Some((_, gain)) if paid => Some((gain * 1.5).min(MAX_PROBE_GAIN.max(p.probe_gain))),
             _ if self.cruising + 1 >= PROBE_EVERY => Some(p.probe_gain),
             _ => None,
         };
@@ -300,7 +325,7 @@ impl CapacityEstimator {
             None => {
                 self.probe = None;
                 self.cruising += 1;
-                (capacity, ChangeReason::CapacityEstimate)
+                (cruise, ChangeReason::CapacityEstimate)
             }
         }
     }

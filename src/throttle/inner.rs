@@ -65,6 +65,9 @@ pub(super) struct Inner {
 
 pub(super) const NO_RTT: u64 = u64::MAX;
 
+/// The largest burst of the service-wide limit, as a fraction of the limit per window.
+const SHARED_BURST_FRACTION: f64 = 0.1;
+
 impl Inner {
     pub(super) fn new(cfg: ThrottleConfig, clock: std::sync::Arc<dyn Clock>) -> Self {
         let cfg = std::sync::Arc::new(cfg);
@@ -413,10 +416,13 @@ impl AdaptiveThrottle {
 /// The service-wide cell's parameters for `limit` per window: the configured GCRA burst (half
 /// the limit for other strategies), lower tiers held to their share of it.
 fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
+    // The service sees the sum of every key's bursts: a tenth of a window at most, so a burst
+    // the service admits at once queues for no longer than that.
     let fraction = match cfg.rate_strategy {
         RateStrategy::Gcra { burst_fraction } => burst_fraction,
         _ => DEFAULT_GCRA_BURST_FRACTION,
-    };
+    }
+    .min(SHARED_BURST_FRACTION);
     let burst = (f64::from(limit) * fraction).ceil() as u64;
     let shares = cfg
         .concurrency()
