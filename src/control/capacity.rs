@@ -89,6 +89,8 @@ pub(crate) struct CapacityEstimator {
     last_rejected: u64,
     last_permits: u64,
     last_shed: u64,
+    completed_total: u64,
+    written_off: u64,
     /// `(when, delivered per second)` of recent adjustments, for the windowed maximum.
     delivered: VecDeque<(Duration, f64)>,
     baseline_ms: Option<f64>,
@@ -117,6 +119,8 @@ impl CapacityEstimator {
             last_rejected: 0,
             last_permits: 0,
             last_shed: 0,
+            completed_total: 0,
+            written_off: 0,
             delivered: VecDeque::new(),
             baseline_ms: None,
             queueing_seen: false,
@@ -132,6 +136,16 @@ impl CapacityEstimator {
     /// Counts one completed request (every recorded response, fresh or stale).
     pub(crate) fn completed(&mut self) {
         self.completions += 1;
+        self.completed_total += 1;
+    }
+
+    /// Requests admitted and not yet recorded: the work in the service, queue included. Work
+    /// admitted but never recorded (a caller that skips `record_response` on some path) is
+    /// written off whenever latency is healthy, so it cannot pile up into a phantom queue.
+    fn outstanding(&self, admitted_total: u64) -> f64 {
+        admitted_total
+            .saturating_sub(self.completed_total)
+            .saturating_sub(self.written_off) as f64
     }
 
     /// The latest estimate's figures.
@@ -216,7 +230,18 @@ impl CapacityEstimator {
                 (rate, reason)
             }
         } else {
-            self.two_step(delivered, admitted as f64 / dt, mean, baseline, binding, best, obs.rate)
+            let outstanding = self.outstanding(obs.admitted);
+            self.two_step(
+                delivered,
+                admitted as f64 / dt,
+                outstanding,
+                obs.admitted,
+                mean,
+                baseline,
+                binding,
+                best,
+                obs.rate,
+            )
         };
         let estimate = Estimate {
             rate,
@@ -238,6 +263,8 @@ impl CapacityEstimator {
         &mut self,
         delivered: f64,
         admitted: f64,
+        outstanding: f64,
+        admitted_total: u64,
         mean: f64,
         baseline: f64,
         binding: bool,
@@ -246,10 +273,26 @@ impl CapacityEstimator {
     ) -> (f64, ChangeReason) {
         let p = self.params;
         let ratio = mean / baseline.max(1e-9);
+        // Work in the service beyond what it holds at the tolerated latency (Little's law:
+        // throughput × latency) is a queue. Latency reports the queue late — the mean of an
+        // interval describes requests admitted before it — so a queue that has already drained
+        // must not be cut for again.
+        let holds = delivered.max(best) * baseline / 1000.0 * p.tolerance;
+        let queue = outstanding > holds + 1.0;
+        if ratio <= 1.1 {
+            // Healthy latency: whatever is outstanding beyond what the service holds now was
+            // never recorded; write it off.
+            let expected = delivered * mean / 1000.0;
+            if outstanding > 2.0 * expected + 16.0 {
+                self.written_off = admitted_total
+                    .saturating_sub(self.completed_total)
+                    .saturating_sub(expected as u64);
+            }
+        }
         // A queue builds when more is admitted than completes while latency leaves its floor;
         // this shows before the mean latency has crossed the tolerance.
         let growing = delivered > 0.0 && admitted > delivered * (1.0 + QUEUE_GROWTH) && ratio > 1.1;
-        if ratio > p.tolerance || growing {
+        if (ratio > p.tolerance || growing) && queue {
             let first = !self.queueing_now;
             self.queueing_now = true;
             self.queueing_seen = true;
