@@ -70,6 +70,9 @@ pub(crate) struct Estimate {
     /// Whether the limit rejected work since the last adjustment, or latency read as queueing:
     /// the throttle is shedding.
     pub(crate) shedding: bool,
+    /// Whether work is queued in the service now (so a latency above the SLA is current, not
+    /// the tail of a queue that has already drained).
+    pub(crate) queued: bool,
 }
 
 /// A cut made because latency rose, waiting to learn whether the latency was queueing.
@@ -97,6 +100,8 @@ pub(crate) struct CapacityEstimator {
     queueing_seen: bool,
     /// The latest adjustment read queueing.
     queueing_now: bool,
+    /// Work is queued beyond what the service holds (or, with permits, assumed so).
+    queued: bool,
     suspect: Option<Suspect>,
     /// What the service delivers when saturated: set from the delivered rate when latency reads
     /// as queueing, raised by any higher delivered rate at healthy latency.
@@ -125,6 +130,7 @@ impl CapacityEstimator {
             baseline_ms: None,
             queueing_seen: false,
             queueing_now: false,
+            queued: true,
             suspect: None,
             capacity: None,
             probe: None,
@@ -250,6 +256,7 @@ impl CapacityEstimator {
             baseline_ms: self.baseline_ms.unwrap_or(baseline),
             mean_ms: mean,
             shedding: binding || reason == ChangeReason::LatencyRising,
+            queued: self.queued,
         };
         self.latest = Some(estimate);
         Some(estimate)
@@ -279,6 +286,7 @@ impl CapacityEstimator {
         // must not be cut for again.
         let holds = delivered.max(best) * baseline / 1000.0 * p.tolerance;
         let queue = outstanding > holds + 1.0;
+        self.queued = queue;
         if ratio <= 1.1 {
             // Healthy latency: whatever is outstanding beyond what the service holds now was
             // never recorded; write it off.

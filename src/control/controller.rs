@@ -515,24 +515,25 @@ impl Controller {
     }
 
     /// The limit per window the capacity estimate asks for, after the SLA rules (which still
-    /// cut, from what is delivered); `None` inside the dead band (2 %), so the limit does not
-    /// twitch with every adjustment.
+    /// cut below what is delivered while work is queued, never compounding on a cut already
+    /// made); `None` inside the dead band (2 %), so the limit does not twitch with every
+    /// adjustment.
     fn capacity_target(&self, e: Estimate, sla_rtt: Duration) -> Option<(u32, ChangeReason)> {
         let cfg = &self.cfg;
         let window = cfg.window.as_secs_f64();
         let current = f64::from(self.limit) / window.max(1e-9);
-        let (rate, reason) = if sla_rtt >= cfg.sla_critical {
-            (
-                e.delivered.min(current) * cfg.critical_decrease_ratio,
-                ChangeReason::SlaCritical,
-            )
+        let sla = if sla_rtt >= cfg.sla_critical {
+            Some((cfg.critical_decrease_ratio, ChangeReason::SlaCritical))
         } else if sla_rtt >= cfg.sla_warning {
-            (
-                e.delivered.min(current) * cfg.decrease_ratio,
-                ChangeReason::SlaWarning,
-            )
+            Some((cfg.decrease_ratio, ChangeReason::SlaWarning))
         } else {
-            (e.rate, e.reason)
+            None
+        };
+        let (rate, reason) = match sla {
+            Some((ratio, reason)) if e.queued => {
+                ((e.delivered * ratio).min(e.rate).min(current), reason)
+            }
+            _ => (e.rate, e.reason),
         };
         let target = cfg.clamp((rate * window).round().max(0.0) as u64);
         let band = (f64::from(self.limit) * 0.02).max(1.0);
