@@ -25,6 +25,15 @@ const MAX_DRAIN: f64 = 0.9;
 /// Admissions this far above completions over an adjustment, with latency off its floor, read
 /// as a queue building.
 const QUEUE_GROWTH: f64 = 0.1;
+/// Delivered and admitted rates within this share of each other: the service keeps up.
+const BALANCED: f64 = 0.03;
+/// Mean latency within this share of the last adjustment's: it no longer moves.
+const STEADY: f64 = 0.15;
+/// Adjustments that look like a slower service, not a queue, before the floor moves to it.
+const SLOW_TICKS: u32 = 2;
+/// The limit counts as binding when what it admitted reached this share of it (callers that
+/// pace themselves by their quota are never rejected, yet use all of it).
+const UTILISED: f64 = 0.9;
 /// A probe that paid may be followed by a larger one, up to this gain.
 const MAX_PROBE_GAIN: f64 = 0.15;
 /// The largest climb per adjustment back towards the capacity after a cut.
@@ -78,9 +87,10 @@ pub(crate) struct Estimate {
 /// A cut made because latency rose, waiting to learn whether the latency was queueing.
 #[derive(Debug, Clone, Copy)]
 struct Suspect {
+    /// The rate before the first cut of this episode.
     rate_before: f64,
+    /// The mean latency the latest cut saw.
     mean_before: f64,
-    delivered_before: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +113,8 @@ pub(crate) struct CapacityEstimator {
     /// Work is queued beyond what the service holds (or, with permits, assumed so).
     queued: bool,
     suspect: Option<Suspect>,
+    /// Consecutive queueing adjustments that looked like a slower service, not a queue.
+    slow_ticks: u32,
     /// What the service delivers when saturated: set from the delivered rate when latency reads
     /// as queueing, raised by any higher delivered rate at healthy latency.
     capacity: Option<f64>,
@@ -132,6 +144,7 @@ impl CapacityEstimator {
             queueing_now: false,
             queued: true,
             suspect: None,
+            slow_ticks: 0,
             capacity: None,
             probe: None,
             cruising: 0,
@@ -214,7 +227,8 @@ impl CapacityEstimator {
             Some(b) => mean.min(b * (1.0 + BASELINE_RISE)),
         };
         self.baseline_ms = Some(baseline);
-        let binding = rejected as f64 > BINDING_SHARE * (admitted + rejected) as f64;
+        let binding = rejected as f64 > BINDING_SHARE * (admitted + rejected) as f64
+            || admitted as f64 >= UTILISED * obs.rate * dt;
         let p = self.params;
         let (rate, reason) = if let Some((limit, taken, shed)) = inflight {
             // Permits in use: the in-flight limit is the capacity guard, and its algorithm the
@@ -306,16 +320,24 @@ impl CapacityEstimator {
             self.queueing_seen = true;
             self.probe = None;
             self.cruising = 0;
-            if let Some(s) = self.suspect.take() {
-                // The last cut lowered throughput but not latency: not queueing, a slower
-                // service. Accept its latency as the new floor and undo the cut.
-                if ratio > p.tolerance
-                    && mean >= 0.9 * s.mean_before
-                    && delivered <= 0.95 * s.delivered_before
-                {
-                    self.baseline_ms = Some(mean);
-                    return (s.rate_before, ChangeReason::CapacityEstimate);
-                }
+            // A saturated service delivers more than the limit admits while its queue drains,
+            // or less while the queue grows. One that delivers what it is given, adjustment
+            // after adjustment, at a latency that no longer moves, is not queueing: it got
+            // slower (a dependency). Accept its latency as the new floor and undo the cuts.
+            let balanced = (delivered - admitted).abs() <= BALANCED * admitted.max(1.0);
+            let steady = self
+                .suspect
+                .is_some_and(|s| (mean - s.mean_before).abs() <= STEADY * s.mean_before);
+            self.slow_ticks = if balanced && steady {
+                self.slow_ticks + 1
+            } else {
+                0
+            };
+            if self.slow_ticks >= SLOW_TICKS {
+                self.slow_ticks = 0;
+                self.baseline_ms = Some(mean);
+                let restore = self.suspect.take().map_or(rate, |s| s.rate_before.max(rate));
+                return (restore, ChangeReason::CapacityEstimate);
             }
             // Saturated: what it delivers now is what it can take. Cut below that by what
             // drains the queue (the excess latency) within the drain time; never a rise while
@@ -329,14 +351,14 @@ impl CapacityEstimator {
                 self.capacity = Some(delivered);
             }
             self.suspect = Some(Suspect {
-                rate_before: rate,
+                rate_before: self.suspect.map_or(rate, |s| s.rate_before),
                 mean_before: mean,
-                delivered_before: delivered,
             });
             return (target.min(rate), ChangeReason::LatencyRising);
         }
         self.queueing_now = false;
         self.suspect = None;
+        self.slow_ticks = 0;
         let capacity = self.capacity.map_or(delivered, |c| c.max(delivered));
         self.capacity = Some(capacity);
         if !binding {

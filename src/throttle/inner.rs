@@ -239,6 +239,7 @@ impl AdaptiveThrottle {
                 Shared {
                     window_ms,
                     own_quota: quota < limit,
+                    enforce_own: tier != Tier::Critical,
                     gate,
                 },
             )
