@@ -108,9 +108,6 @@ pub(crate) struct Shared<G> {
     /// Whether the key has a quota of its own below the shared limit (with one key, or a
     /// quota as large as the limit, the shared limit alone decides).
     pub(crate) own_quota: bool,
-    /// Whether the key's quota may deny (critical work is counted against it but only the
-    /// shared limit, which reserves room for it, turns it away).
-    pub(crate) enforce_own: bool,
     pub(crate) gate: G,
 }
 
@@ -170,14 +167,16 @@ impl KeyTable {
             self.active.touch(window);
         }
         slot.last_seen_ms = slot.last_seen_ms.max(now_ms);
-        let own = shared.own_quota.then(|| strategy.peek(&slot.state, now_ms));
-        if let Some(own) = own.filter(|o| !o.allowed && shared.enforce_own) {
-            return own;
+        if shared.own_quota {
+            let own = strategy.peek(&slot.state, now_ms);
+            if !own.allowed {
+                return own;
+            }
         }
         if let Err(denied) = (shared.gate)() {
             return denied;
         }
-        if !own.is_some_and(|o| o.allowed) {
+        if !shared.own_quota {
             // The shared limit decided; the key's own window describes the remaining room.
             let mut admitted = strategy.peek(&slot.state, now_ms);
             admitted.allowed = true;

@@ -15,6 +15,9 @@ use crate::events::ChangeReason;
 /// Largest rise of the no-load baseline per adjustment (1 %): a lasting shift is accepted
 /// within about a minute, the queueing the limit itself causes is not.
 const BASELINE_RISE: f64 = 0.01;
+/// Share of requests the in-flight limit must shed in an interval for the rate to follow what
+/// it lets through.
+const SHEDDING_SHARE: f64 = 0.001;
 /// Share of requests the service-wide limit must reject in an interval for it to "bind".
 const BINDING_SHARE: f64 = 0.01;
 /// While the limit binds at healthy latency without probing, a probe every this many
@@ -236,7 +239,7 @@ impl CapacityEstimator {
             // it lets through; otherwise the rate keeps `headroom` above what is delivered and
             // at most that much above what the in-flight limit allows (Little's law).
             self.suspect = None;
-            if shed as f64 > BINDING_SHARE * (taken + shed) as f64 {
+            if shed as f64 > SHEDDING_SHARE * (taken + shed) as f64 {
                 (p.rate_headroom * best, ChangeReason::CapacityEstimate)
             } else {
                 let allowed = f64::from(limit) / (mean / 1000.0).max(1e-6);

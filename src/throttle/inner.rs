@@ -222,7 +222,7 @@ impl AdaptiveThrottle {
             }
             return (global_denial(global), quota);
         }
-        let strategy = strategy_for(cfg, quota);
+        let strategy = key_strategy(cfg, quota, tier);
         let mut rd = if consume {
             let gate = || {
                 if inner.global.try_take(&rate, tier, now_us) {
@@ -239,7 +239,6 @@ impl AdaptiveThrottle {
                 Shared {
                     window_ms,
                     own_quota: quota < limit,
-                    enforce_own: tier != Tier::Critical,
                     gate,
                 },
             )
@@ -425,20 +424,47 @@ fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
     }
     .min(SHARED_BURST_FRACTION);
     let burst = (f64::from(limit) * fraction).ceil() as u64;
+    let window_us = u64::try_from(cfg.window.as_micros()).unwrap_or(u64::MAX);
+    GlobalRate::new(limit, window_us, burst, tier_shares(cfg))
+}
+
+/// The share of a limit each tier may fill (critical, standard, non-essential): the concurrency
+/// section's tier shares, or their defaults.
+fn tier_shares(cfg: &ThrottleConfig) -> [f64; 3] {
     let shares = cfg
         .concurrency()
         .map_or_else(TierShares::default, |c| c.tier_shares());
-    let window_us = u64::try_from(cfg.window.as_micros()).unwrap_or(u64::MAX);
-    GlobalRate::new(
-        limit,
-        window_us,
-        burst,
-        [
-            1.0,
-            shares.of(Tier::Standard),
-            shares.of(Tier::NonEssential),
-        ],
-    )
+    [1.0, shares.of(Tier::Standard), shares.of(Tier::NonEssential)]
+}
+
+/// A key's strategy for a request of `tier` when keys share one limit. Within a key, tiers hold
+/// the same reserve as in the service-wide cell: with GCRA, standard and non-essential work may
+/// fill only their share of the key's burst, so its critical work still finds room when the key
+/// is at its quota; with a windowed strategy they may fill only their share of the quota.
+fn key_strategy(cfg: &ThrottleConfig, quota: u32, tier: Tier) -> AnyStrategy {
+    let share = tier_shares(cfg)[tier_slot(tier)];
+    match cfg.rate_strategy {
+        RateStrategy::Gcra { burst_fraction } if tier != Tier::Critical => {
+            let limit = u64::from(quota.max(1));
+            let window_ms = as_millis_u64(cfg.window).max(1);
+            let burst = ((limit as f64 * burst_fraction * share).floor() as u64).clamp(1, limit);
+            Gcra::new(limit, window_ms, burst)
+                .map(AnyStrategy::from)
+                .unwrap_or_else(|_| strategy_for(cfg, quota))
+        }
+        _ if tier != Tier::Critical => {
+            strategy_for(cfg, ((f64::from(quota) * share).floor() as u32).max(1))
+        }
+        _ => strategy_for(cfg, quota),
+    }
+}
+
+fn tier_slot(tier: Tier) -> usize {
+    match tier {
+        Tier::Critical => 0,
+        Tier::Standard => 1,
+        Tier::NonEssential => 2,
+    }
 }
 
 /// The rate-axis strategy of `cfg` with the adaptive `limit` as its limit.
