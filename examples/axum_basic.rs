@@ -1,9 +1,13 @@
 //! cargo run --example axum_basic --features axum -- --demo
 //!
-//! An axum app behind `AdaptiveThrottleLayer`: 5 requests per client IP per minute to start
-//! with, moving with the app's latency. With `--demo` it sends itself 8 requests and prints each
-//! status with its `RateLimit` / `Retry-After` fields (5 × 200, then 429s), then exits. Without
-//! it, it serves on 127.0.0.1:3000 until stopped: try `curl -i localhost:3000/` a few times.
+//! An axum app behind `AdaptiveThrottleLayer`: a limit of 5 requests per client IP per minute
+//! to start with, moving with the app's latency. With `--demo` it sends itself 8 requests and
+//! prints, for each, the status, the `RateLimit`, `RateLimit-Policy` and `Retry-After` fields
+//! and the body, then exits. The recommended configuration's GCRA admits a burst of half the
+//! limit and spaces the rest over the window, so the first 3 are `200` ("hello! 2 of 5 left" …
+//! "0 of 5 left") and the other 5 are `429` with `Retry-After` and a JSON body; by then the
+//! limit has grown to 6 (`q=6`), since the app answers fast. Without `--demo`, it serves on
+//! 127.0.0.1:3000 until stopped: try `curl -i localhost:3000/` a few times.
 
 use std::net::SocketAddr;
 

@@ -5,7 +5,9 @@
 //! (`AdaptiveThrottleLayer` with the recommended configuration and its default headers) or
 //! `--mode governor` (`tower_governor`'s `GovernorLayer`, peer-IP key). Both limiters are
 //! configured so that they admit everything: the benchmark measures the cost of deciding, not
-//! of rejecting. `--workers N` sets tokio's worker threads (default 1). Serves until killed.
+//! of rejecting. `--workers N` sets tokio's worker threads (default 1). Prints one line to
+//! stderr (`bench_server: MODE on http://127.0.0.1:PORT/`), then answers `Hello, World!` on `/`
+//! until killed.
 
 use std::net::SocketAddr;
 

@@ -2,15 +2,26 @@
 //!
 //! The live demo: an axum app on 127.0.0.1 with `AdaptiveThrottleLayer` in front of a simulated
 //! backend, and an internal load generator that drives it over real HTTP through four phases —
-//! steady, spike (2× capacity), capacity drop (the backend loses half its workers) and recovery.
-//! One progress line per second shows the limits following the service; the console at
-//! `/admin/throttle/console` shows the same live, with the audit trail of every change.
+//! steady (0.6× capacity), spike (2×), capacity drop (the backend loses half its workers, offered
+//! 0.9× of the original capacity) and recovery (0.8×) — marking each phase on the console's
+//! timeline.
+//!
+//! What it prints: the URLs of the console (`/admin/throttle/console`), the stats and the metrics,
+//! the backend's size and the phases; then, once a second, a line with the time, the phase, the
+//! limit (`throttle.current_limit()`: requests per client per one-second window), the in-flight
+//! limit (the concurrency axis: requests served at once, `-` without one), the p50 and p99
+//! latency the generator observed on admitted requests, the requests it saw admitted and
+//! rejected (429 or a failed connection) in that second, and the throttle's regime; at the end a
+//! summary line (totals, limit changes, SLA warnings and criticals). The console shows the same
+//! live, with its history, the phase marks and the audit trail of every change.
 //!
 //! Options:
 //!
-//! - `--port N` (default 3000; 0 picks a free port)
+//! - `--port N` (default 3000; 0 picks a free port). A port in use is reported by number, with
+//!   the advice to use `--port 0`, and the demo exits with status 1.
 //! - `--duration SECONDS` (default 60)
-//! - `--plot FILE.svg` or `FILE.png`: a chart of the limits and latency over the run
+//! - `--plot FILE.svg` or `FILE.png`: a chart of the limits and latency over the run (then a
+//!   last line `chart written to FILE`)
 //! - `--rps N`: healthy capacity in requests per second (default 400)
 //!
 //! No Redis, no configuration.
@@ -34,9 +45,10 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tower_adaptive_throttle::admin::{AdminOptions, Timeline};
 use tower_adaptive_throttle::http::HeaderKey;
 use tower_adaptive_throttle::{
-    admin, AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry,
+    AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry,
 };
 
 /// Service time of one request on one worker.
@@ -167,12 +179,23 @@ impl Phase {
         }
     }
 
+    /// The phase in the progress lines (one word).
     fn name(self) -> &'static str {
         match self {
             Self::Steady => "steady",
             Self::Spike => "spike",
             Self::CapacityDrop => "capacity-drop",
             Self::Recovery => "recovery",
+        }
+    }
+
+    /// The phase's mark on the console's timeline.
+    fn mark(self) -> &'static str {
+        match self {
+            Self::Steady => "steady (0.6×)",
+            Self::Spike => "spike (2×)",
+            Self::CapacityDrop => "capacity drop (half the workers)",
+            Self::Recovery => "recovery (workers back)",
         }
     }
 
@@ -239,6 +262,8 @@ pub(crate) async fn run(
     let throttle = AdaptiveThrottle::new(cfg);
     let registry = ThrottleRegistry::new();
     registry.register("demo", throttle.clone());
+    // The phases, marked on the console's charts.
+    let timeline = Timeline::new();
 
     let handler_backend = backend.clone();
     let app = Router::new()
@@ -257,10 +282,25 @@ pub(crate) async fn run(
                 .key_extractor(HeaderKey::new(HeaderName::from_static(CLIENT_HEADER)))
                 .tier_header(HeaderName::from_static(TIER_HEADER)),
         )
-        .nest("/admin/throttle", admin::router(registry));
+        .nest_service(
+            "/admin/throttle",
+            AdminOptions::new(registry)
+                .timeline(timeline.clone())
+                .router(),
+        );
 
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port))).await?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port)))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "port {} on 127.0.0.1 is already in use (another demo?); try --port 0 to pick a free port",
+                opts.port
+            ),
+            _ => format!(
+                "cannot listen on 127.0.0.1:{}: {e}; try --port 0 to pick a free port",
+                opts.port
+            ),
+        })?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -278,14 +318,18 @@ pub(crate) async fn run(
         opts.capacity_rps,
         opts.duration.as_secs_f64()
     )?;
+    writeln!(
+        out,
+        "  columns:  limit = throttle.current_limit(), requests per client per 1 s window; in-flight limit = the concurrency axis' limit on requests served at once; p50/p99 = latency of admitted requests as the generator saw it"
+    )?;
     writeln!(out)?;
     writeln!(
         out,
-        "{:>5}  {:<13} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}  {:<10}",
+        "{:>5}  {:<13} {:>6}  {:>15} {:>8} {:>8} {:>10} {:>10}  {:<10}",
         "t(s)",
         "phase",
         "limit",
-        "inflight",
+        "in-flight limit",
         "p50(ms)",
         "p99(ms)",
         "admitted/s",
@@ -308,6 +352,7 @@ pub(crate) async fn run(
     let mut seq: u64 = 0;
     let mut next_report = Duration::from_secs(1);
     let mut phase = Phase::Steady;
+    timeline.mark(phase.mark());
     let mut points = Vec::new();
 
     while start.elapsed() < opts.duration {
@@ -324,6 +369,7 @@ pub(crate) async fn run(
                 _ => {}
             }
             phase = now_phase;
+            timeline.mark(phase.mark());
         }
 
         credit += opts.capacity_rps * phase.load() * tick.as_secs_f64();
@@ -378,19 +424,20 @@ pub(crate) async fn run(
                     .map_or(0.0, |us| *us as f64 / 1000.0)
             };
             let stats = throttle.stats();
+            let limit = throttle.current_limit();
             let inflight_limit = throttle.concurrency_stats().map(|c| c.limit);
             let admitted = second.admitted.swap(0, Ordering::Relaxed);
             let rejected = second.rejected.swap(0, Ordering::Relaxed);
             let point = Point {
                 t: elapsed.as_secs_f64(),
-                limit: stats.current_limit,
+                limit,
                 inflight_limit,
                 p50_ms: pct(0.5),
                 p99_ms: pct(0.99),
             };
             writeln!(
                 out,
-                "{:>5.0}  {:<13} {:>6} {:>9} {:>8.1} {:>8.1} {:>10} {:>10}  {:<10}",
+                "{:>5.0}  {:<13} {:>6}  {:>15} {:>8.1} {:>8.1} {:>10} {:>10}  {:<10}",
                 point.t,
                 phase.name(),
                 point.limit,

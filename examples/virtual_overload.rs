@@ -3,13 +3,17 @@
 //! Drives an `AdaptiveThrottle` through a simulated overload in virtual time: a backend with a
 //! fixed number of requests it can finish per second behind a FIFO queue (so latency rises with
 //! admitted load), offered 1.5× its capacity; at t = 20 s its capacity halves, at t = 40 s it
-//! returns. One line per simulated second shows how the limit follows. Runs in well under a
-//! second; no network, no configuration.
+//! returns. It prints the preset, the offered load and the capacity, then one line per simulated
+//! second — the limit, the smoothed RTT, the gradient, the requests admitted and rejected in
+//! that second, their p99 latency and the regime — and last the number of limit changes up and
+//! down and of SLA warnings and criticals. Runs in well under a second; no network, no
+//! configuration.
 //!
 //! Requests are admitted with `acquire` and hold their permit until they complete, as the HTTP
 //! layer does. With the recommended config (`default`) the binding limit is the concurrency
 //! axis (requests in flight), and the rate axis is a per-client quota far above this single
-//! client's need; with `baldur` (no concurrency axis) the limit is admissions per second.
+//! client's need; with `baldur` (no concurrency axis) the limit is admissions per second. The
+//! header line under the column names says which it is.
 //! The full comparison is `cargo run --release -p throttle-sim --example simulate`.
 //!
 //! Options: `--seconds N` (default 60), `--preset baldur|default` (default `default`).

@@ -19,7 +19,7 @@
 //! let app = Router::new()
 //!     .route("/", get(|| async { "hello" }))
 //!     .layer(AdaptiveThrottleLayer::from_throttle(throttle.clone()))
-//!     .nest("/admin/throttle", admin::router(registry)); // stats, metrics, events, console
+//!     .nest_service("/admin/throttle", admin::router(registry)); // stats, history, console
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());

@@ -1,18 +1,34 @@
 //! The admin router (feature `axum`): live stats as JSON, Prometheus metrics, a server-sent
-//! event stream and a self-contained console page, plus operator controls behind a bearer token.
+//! event stream, the history of every throttle and a self-contained console page, plus operator
+//! controls behind a bearer token.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
 //! use tower_adaptive_throttle::{admin, ThrottleConfig, ThrottleRegistry};
 //!
+//! # async fn run() {
 //! let registry = ThrottleRegistry::new();
 //! registry.get_or_create("api", ThrottleConfig::default());
+//! let timeline = admin::Timeline::new();
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "hello" }))
-//!     .nest("/admin/throttle", admin::router(registry.clone()));
-//! // With operator controls:
-//! let ops = admin::AdminOptions::new(registry).bearer_token("s3cret").router();
+//!     // `nest_service` answers `/admin/throttle/` too; axum's `nest` only `/admin/throttle`.
+//!     .nest_service("/admin/throttle", admin::router(registry.clone()));
+//! // With operator controls, and the application's marks on the console's timeline:
+//! let ops = admin::AdminOptions::new(registry)
+//!     .bearer_token("s3cret")
+//!     .timeline(timeline.clone())
+//!     .router();
+//! timeline.mark("deploy 1.4.2");
+//! # }
 //! ```
+//!
+//! From the moment it is built, whether or not anyone looks, the router keeps a history: a
+//! snapshot of every registered throttle each [`AdminOptions::history_interval`] (1 s), the last
+//! [`HISTORY_CAPACITY`] (600: ten minutes) of each, and the marks of its [`Timeline`]. The
+//! snapshots are taken by a task on the tokio runtime the router is built on (or, built outside
+//! one, on the runtime of its first request), off the request path; the task ends once the
+//! router is dropped.
 //!
 //! Read-only routes:
 //!
@@ -20,10 +36,11 @@
 //! |---|---|
 //! | `GET /` | every throttle's stats (JSON array of `{name, stats}`) |
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
-//! | `GET /events` | server-sent events: `throttle` events as they happen and a `tick` snapshot every second (`?throttle=name` to filter); with a dead-letter queue, its `dlq` events too |
-//! | `GET /console` | the live console (HTML, works offline) |
+//! | `GET /events` | server-sent events: `throttle` events as they happen, a `tick` snapshot every second, and each `sample` round of the history as it is taken (`?throttle=name` to filter; `?since=n` to get the kept rounds after round `n` first); with a dead-letter queue, its `dlq` events too |
+//! | `GET /console` | the live console (HTML, works offline), with the history drawn from the start |
 //! | `GET /{name}` | one throttle's stats, governance, breaker and counters |
 //! | `GET /{name}/audit?limit=N` | the latest audit entries |
+//! | `GET /{name}/history` | the history kept: `{throttle, interval_ms, capacity, last_seq, samples, markers}`, each sample with its round's `seq` and its time `t` (milliseconds since the Unix epoch), the limit, in-flight count and limit, smoothed RTT, admitted and rejected per second, regime, ramp; each marker `{id, t, label}` |
 //! | `GET /dlq/audit?limit=N` (feature `dlq`) | the latest audit entries of the dead-letter queue |
 //!
 //! Routes that need `Authorization: Bearer <token>` (401 without it, or when no token is
@@ -50,9 +67,11 @@
 
 #[cfg(feature = "dlq")]
 mod dlq;
+mod history;
 mod json;
 mod sse;
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +88,8 @@ use crate::governance::ErrorBudget;
 use crate::registry::ThrottleRegistry;
 use crate::throttle::AdaptiveThrottle;
 
+pub use history::{Timeline, HISTORY_CAPACITY};
+
 /// The console page, one self-contained file.
 pub(crate) const CONSOLE_HTML: &str = include_str!("console.html");
 
@@ -78,6 +99,8 @@ pub struct AdminOptions {
     registry: ThrottleRegistry,
     token: Option<Arc<str>>,
     tick: Duration,
+    history_interval: Duration,
+    timeline: Option<Timeline>,
     #[cfg(feature = "dlq")]
     dlq: Option<dlq::DlqAdmin>,
 }
@@ -88,6 +111,8 @@ impl std::fmt::Debug for AdminOptions {
             .field("throttles", &self.registry.names())
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("tick", &self.tick)
+            .field("history_interval", &self.history_interval)
+            .field("timeline", &self.timeline)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +124,8 @@ impl AdminOptions {
             registry,
             token: None,
             tick: Duration::from_secs(1),
+            history_interval: Duration::from_secs(1),
+            timeline: None,
             #[cfg(feature = "dlq")]
             dlq: None,
         }
@@ -117,9 +144,37 @@ impl AdminOptions {
         self
     }
 
-    /// The router; nest it wherever you like.
+    /// How often the history takes a snapshot of every throttle (default 1 s, at least 10 ms).
+    /// The router keeps the last [`HISTORY_CAPACITY`] snapshots of each: ten minutes at the
+    /// default.
+    pub fn history_interval(mut self, interval: Duration) -> Self {
+        self.history_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Records the marks made on `timeline` in the history, where the console draws them as
+    /// labelled vertical lines.
+    pub fn timeline(mut self, timeline: Timeline) -> Self {
+        self.timeline = Some(timeline);
+        self
+    }
+
+    /// The router. Mount it with `nest_service`, which answers both `/admin/throttle` and
+    /// `/admin/throttle/` (axum's `nest` routes only the first).
+    ///
+    /// From now on, and whether or not anyone reads it, the router keeps a history of every
+    /// registered throttle (see [`history_interval`](Self::history_interval)). Its sampler is a
+    /// task on the current tokio runtime, which ends once the router is dropped; a router built
+    /// outside a runtime starts it on its first request.
     pub fn router(self) -> Router {
-        let state = Arc::new(self);
+        let history = history::History::new(self.history_interval, self.timeline.clone());
+        let state = Arc::new(AdminState {
+            options: self,
+            history,
+        });
+        // The first snapshot now; the sampler takes the next one an interval later.
+        state.history.sample(&state.registry);
+        let sampling = history::start_sampler(&state);
         #[cfg(feature = "dlq")]
         let routes = Router::new()
             .route("/dlq", get(dlq::list))
@@ -129,13 +184,14 @@ impl AdminOptions {
             .route("/dlq/purge-failed", post(dlq::purge_failed));
         #[cfg(not(feature = "dlq"))]
         let routes = Router::new();
-        routes
+        let routes = routes
             .route("/", get(list))
             .route("/metrics", get(metrics))
             .route("/events", get(sse::events))
             .route("/console", get(console))
             .route("/{name}", get(one))
             .route("/{name}/audit", get(audit))
+            .route("/{name}/history", get(history_of))
             .route("/{name}/keys/{key}", get(key_status))
             .route("/{name}/kill-switch", post(kill_switch))
             .route("/{name}/emergency", post(emergency))
@@ -147,7 +203,30 @@ impl AdminOptions {
             .route("/{name}/reset", post(reset))
             .route("/{name}/rollback", post(rollback))
             .route("/{name}/config", put(swap_config))
-            .with_state(state)
+            .with_state(state.clone());
+        if sampling {
+            return routes;
+        }
+        routes.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                history::start_sampler(&state);
+                next.run(request)
+            },
+        ))
+    }
+}
+
+/// The state behind a router: its options and its history.
+pub(crate) struct AdminState {
+    options: AdminOptions,
+    history: history::History,
+}
+
+impl Deref for AdminState {
+    type Target = AdminOptions;
+
+    fn deref(&self) -> &AdminOptions {
+        &self.options
     }
 }
 
@@ -157,7 +236,7 @@ pub fn router(registry: ThrottleRegistry) -> Router {
     AdminOptions::new(registry).router()
 }
 
-type Shared = Arc<AdminOptions>;
+type Shared = Arc<AdminState>;
 
 fn not_found(name: &str) -> Response {
     (
@@ -206,6 +285,22 @@ async fn audit(
     }
 }
 
+async fn history_of(State(s): State<Shared>, Path(name): Path<String>) -> Response {
+    if !s.registry.exists(&name) {
+        return not_found(&name);
+    }
+    let mut history = s.history.to_json(Some(&name));
+    let samples = history["throttles"]
+        .get_mut(&name)
+        .map_or(Value::Array(Vec::new()), Value::take);
+    if let Value::Object(map) = &mut history {
+        map.remove("throttles");
+        map.insert("throttle".into(), json!(name));
+        map.insert("samples".into(), samples);
+    }
+    Json(history).into_response()
+}
+
 async fn metrics(State(s): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
@@ -222,9 +317,36 @@ async fn console(State(s): State<Shared>) -> Html<String> {
             .map(|(name, t)| json::throttle(name, t))
             .collect(),
     );
-    // Embedded in a <script> element: `</` must not end it early.
-    let state = state.to_string().replace("</", "<\\/");
-    Html(CONSOLE_HTML.replacen("/*INITIAL_STATE*/[]", &state, 1))
+    // Embedded in <script> elements, which neither `</script` nor `<!--` may appear in: `<`
+    // only occurs inside JSON strings, where `\u003c` means the same.
+    let state = state.to_string().replace('<', "\\u003c");
+    let history = s.history.to_json(None).to_string().replace('<', "\\u003c");
+    Html(fill(
+        CONSOLE_HTML,
+        &[("/*INITIAL_STATE*/[]", &state), ("/*HISTORY*/{}", &history)],
+    ))
+}
+
+/// `template` with the first occurrence of each placeholder replaced (in the template only, not
+/// in what replaces an earlier one).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    let mut pending: Vec<_> = values.to_vec();
+    while let Some((at, i)) = pending
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (placeholder, _))| rest.find(placeholder).map(|at| (at, i)))
+        .min()
+    {
+        let (placeholder, value) = pending.remove(i);
+        out.push_str(&rest[..at]);
+        out.push_str(value);
+        rest = &rest[at + placeholder.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Why an operator request was refused.

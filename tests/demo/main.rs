@@ -31,7 +31,11 @@ async fn demo_prints_progress_lines_and_the_limits_move() {
             .map_or(String::new(), ToString::to_string)
     );
     assert!(stdout.contains("/admin/throttle/console"), "{stdout}");
-    // Progress lines: "<t> <phase> <limit> <inflight> <p50> <p99> <admitted/s> <rejected/s> <regime>"
+    assert!(
+        stdout.contains("in-flight limit"),
+        "the in-flight limit is labelled as a limit: {stdout}"
+    );
+    // Progress lines: "<t> <phase> <limit> <in-flight limit> <p50> <p99> <admitted/s> <rejected/s> <regime>"
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -50,4 +54,21 @@ async fn demo_prints_progress_lines_and_the_limits_move() {
         "a chart with lines"
     );
     let _ = std::fs::remove_file(plot);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_port_in_use_is_named_with_the_advice_to_use_port_0() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let args = ["--duration", "5", "--port", &port.to_string()].map(String::from);
+    let options = demo::parse_args(args).expect("the demo's arguments parse");
+    let mut output = Vec::new();
+    let error = demo::run(options, &mut output)
+        .await
+        .expect_err("the port is taken")
+        .to_string();
+    assert!(
+        error.contains(&format!("port {port}")) && error.contains("--port 0"),
+        "{error}"
+    );
 }

@@ -6,4 +6,5 @@ mod support;
 
 mod admin;
 mod console_browser;
+mod history;
 mod metrics;
