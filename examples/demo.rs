@@ -8,7 +8,8 @@
 //!
 //! What it prints: the URLs of the console (`/admin/throttle/console`), the stats and the metrics,
 //! the backend's size and the phases; then, once a second, a line with the time, the phase, the
-//! limit (`throttle.current_limit()`: requests per client per one-second window), the in-flight
+//! limit (`throttle.current_limit()`: the service-wide limit per one-second window, which follows
+//! the capacity estimate; each client's quota is its fair share of it), the in-flight
 //! limit (the concurrency axis: requests served at once, `-` without one), the p50 and p99
 //! latency the generator observed on admitted requests, the requests it saw admitted and
 //! rejected (429 or a failed connection) in that second, and the throttle's regime; at the end a
@@ -250,12 +251,12 @@ pub(crate) async fn run(
     let backend = Arc::new(Backend::new(workers));
 
     // The recommended configuration with bounds for this service: a service-wide limit per
-    // second that starts at half the healthy capacity and may range from 5 % to twice it; each
+    // second that starts at its healthy capacity and may range from 5 % to twice it; each
     // client's quota is its fair share of it.
     let capacity = opts.capacity_rps.round() as u32;
     let cfg = ThrottleConfig::builder()
         .window(Duration::from_secs(1))
-        .initial_limit(capacity / 2)
+        .initial_limit(capacity)
         .min_limit((capacity / 20).max(1))
         .max_limit(capacity * 2)
         .build()?;
@@ -320,7 +321,7 @@ pub(crate) async fn run(
     )?;
     writeln!(
         out,
-        "  columns:  limit = throttle.current_limit(), requests per client per 1 s window; in-flight limit = the concurrency axis' limit on requests served at once; p50/p99 = latency of admitted requests as the generator saw it"
+        "  columns:  limit = throttle.current_limit(), the service-wide limit per 1 s window (each client's quota is its share); in-flight limit = the concurrency axis' limit on requests served at once; p50/p99 = latency of admitted requests as the generator saw it"
     )?;
     writeln!(out)?;
     writeln!(

@@ -56,6 +56,53 @@ async fn demo_prints_progress_lines_and_the_limits_move() {
     let _ = std::fs::remove_file(plot);
 }
 
+/// Runs the demo for `seconds` of paused time and returns its progress rows:
+/// `[t, phase, limit, in-flight limit, p50, p99, admitted/s, rejected/s, regime]`.
+async fn progress_rows(seconds: u32) -> (Vec<Vec<String>>, String) {
+    let args = ["--duration", &seconds.to_string(), "--port", "0"].map(String::from);
+    let options = demo::parse_args(args).expect("the demo's arguments parse");
+    let mut output = Vec::new();
+    demo::run(options, &mut output).await.expect("the demo runs");
+    let stdout = String::from_utf8_lossy(&output).into_owned();
+    let rows = stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .filter(|cols| cols.len() == 9 && cols[0].parse::<u32>().is_ok())
+        .collect();
+    (rows, stdout)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_headline_limit_falls_with_capacity_and_climbs_back_and_steady_load_is_never_rejected()
+{
+    let (rows, stdout) = progress_rows(40).await;
+    let in_phase = |phase: &str| -> Vec<&Vec<String>> {
+        rows.iter().filter(|r| r[1] == phase).collect()
+    };
+    let limit = |r: &Vec<String>| r[2].parse::<u32>().expect("a limit");
+    let steady = in_phase("steady");
+    assert!(!steady.is_empty(), "{stdout}");
+    for row in &steady {
+        assert_eq!(row[7], "0", "no rejections below capacity: {stdout}");
+        assert_eq!(row[8], "normal", "regime normal below capacity: {stdout}");
+    }
+    let spike_end = limit(in_phase("spike").last().expect("a spike phase"));
+    let drop_low = in_phase("capacity-drop")
+        .iter()
+        .map(|r| limit(r))
+        .min()
+        .expect("a capacity-drop phase");
+    let recovered = limit(in_phase("recovery").last().expect("a recovery phase"));
+    assert!(
+        f64::from(drop_low) <= f64::from(spike_end) * 2.0 / 3.0,
+        "the limit falls by at least a third when capacity halves ({spike_end} → {drop_low}): {stdout}"
+    );
+    assert!(
+        recovered > drop_low,
+        "the limit climbs back in recovery ({drop_low} → {recovered}): {stdout}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_port_in_use_is_named_with_the_advice_to_use_port_0() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
