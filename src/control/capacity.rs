@@ -28,12 +28,12 @@ const MAX_DRAIN: f64 = 0.9;
 /// Admissions this far above completions over an adjustment, with latency off its floor, read
 /// as a queue building.
 const QUEUE_GROWTH: f64 = 0.1;
-/// Delivered and admitted rates within this share of each other: the service keeps up.
-const BALANCED: f64 = 0.03;
-/// Mean latency within this share of the last adjustment's: it no longer moves.
-const STEADY: f64 = 0.15;
-/// Adjustments that look like a slower service, not a queue, before the floor moves to it.
-const SLOW_TICKS: u32 = 2;
+/// Cuts that took the limit to this share of where an episode of queueing started…
+const SLOW_AFTER_CUT: f64 = 0.8;
+/// …with the mean latency still at least this share of what the first cut saw: not a queue.
+const STEADY: f64 = 0.9;
+/// A mean latency within this share of the previous adjustment's has not moved.
+const FLAT: f64 = 0.1;
 /// The limit counts as binding when what it admitted reached this share of it (callers that
 /// pace themselves by their quota are never rejected, yet use all of it).
 const UTILISED: f64 = 0.9;
@@ -92,8 +92,18 @@ pub(crate) struct Estimate {
 struct Suspect {
     /// The rate before the first cut of this episode.
     rate_before: f64,
-    /// The mean latency the latest cut saw.
-    mean_before: f64,
+    /// The mean latency the first cut saw.
+    mean_first: f64,
+    /// The mean latency the latest adjustment saw.
+    mean_last: f64,
+    /// Consecutive adjustments whose mean latency did not move.
+    flat: u32,
+    /// Completions beyond admissions since the first cut.
+    drained: f64,
+    /// Completions since the first cut.
+    completed: f64,
+    /// Adjustments of this episode.
+    ticks: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -116,8 +126,6 @@ pub(crate) struct CapacityEstimator {
     /// Work is queued beyond what the service holds (or, with permits, assumed so).
     queued: bool,
     suspect: Option<Suspect>,
-    /// Consecutive queueing adjustments that looked like a slower service, not a queue.
-    slow_ticks: u32,
     /// What the service delivers when saturated: set from the delivered rate when latency reads
     /// as queueing, raised by any higher delivered rate at healthy latency.
     capacity: Option<f64>,
@@ -147,7 +155,6 @@ impl CapacityEstimator {
             queueing_now: false,
             queued: true,
             suspect: None,
-            slow_ticks: 0,
             capacity: None,
             probe: None,
             cruising: 0,
@@ -264,6 +271,7 @@ impl CapacityEstimator {
                 binding,
                 best,
                 obs.rate,
+                dt,
             )
         };
         let estimate = Estimate {
@@ -294,6 +302,7 @@ impl CapacityEstimator {
         binding: bool,
         best: f64,
         rate: f64,
+        dt: f64,
     ) -> (f64, ChangeReason) {
         let p = self.params;
         let ratio = mean / baseline.max(1e-9);
@@ -317,30 +326,48 @@ impl CapacityEstimator {
         // A queue builds when more is admitted than completes while latency leaves its floor;
         // this shows before the mean latency has crossed the tolerance.
         let growing = delivered > 0.0 && admitted > delivered * (1.0 + QUEUE_GROWTH) && ratio > 1.1;
+        if std::env::var("CAP_DEBUG").is_ok() {
+            eprintln!("dbg d={delivered:.0} a={admitted:.0} o={outstanding:.0} holds={holds:.0} m={mean:.0} b={baseline:.0} ratio={ratio:.2} rate={rate:.0} cap={:?} q={queue} g={growing} bind={binding}", self.capacity);
+        }
         if (ratio > p.tolerance || growing) && queue {
             let first = !self.queueing_now;
             self.queueing_now = true;
             self.queueing_seen = true;
             self.probe = None;
             self.cruising = 0;
-            // A saturated service delivers more than the limit admits while its queue drains,
-            // or less while the queue grows. One that delivers what it is given, adjustment
-            // after adjustment, at a latency that no longer moves, is not queueing: it got
+            // Cutting admissions below what a saturated service delivers drains its queue, and
+            // its latency falls with it. If the cuts of this episode took a fifth off the
+            // limit and latency did not fall, the latency was not a queue: the service got
             // slower (a dependency). Accept its latency as the new floor and undo the cuts.
-            let balanced = (delivered - admitted).abs() <= BALANCED * admitted.max(1.0);
-            let steady = self
-                .suspect
-                .is_some_and(|s| (mean - s.mean_before).abs() <= STEADY * s.mean_before);
-            self.slow_ticks = if balanced && steady {
-                self.slow_ticks + 1
-            } else {
-                0
-            };
-            if self.slow_ticks >= SLOW_TICKS {
-                self.slow_ticks = 0;
-                self.baseline_ms = Some(mean);
-                let restore = self.suspect.take().map_or(rate, |s| s.rate_before.max(rate));
-                return (restore, ChangeReason::CapacityEstimate);
+            //
+            // What tells the two apart is what completes: a saturated service keeps delivering
+            // its capacity while admissions fall, so its outstanding work drains by a queue's
+            // worth; a slower one delivers what it is given, so its outstanding work shrinks only
+            // by what the lower rate holds at its latency (Little's law).
+            if let Some(s) = self.suspect.as_mut() {
+                if s.ticks > 0 {
+                    s.drained += (delivered - admitted) * dt;
+                    s.completed += delivered * dt;
+                }
+                s.ticks += 1;
+                // A queue's latency moves (it grows, or falls as it drains); a slower service's
+                // stays where it went.
+                s.flat = if (mean - s.mean_last).abs() <= FLAT * s.mean_last {
+                    s.flat + 1
+                } else {
+                    0
+                };
+                s.mean_last = mean;
+                let cut_enough = rate <= SLOW_AFTER_CUT * s.rate_before;
+                let latency_held = mean >= STEADY * s.mean_first;
+                let little = (s.rate_before - rate).max(0.0) * s.mean_first / 1000.0;
+                let no_queue = s.drained <= 2.0 * little + 2.0 * s.completed.sqrt();
+                if s.flat >= 2 && cut_enough && latency_held && no_queue {
+                    let restore = s.rate_before.max(rate);
+                    self.suspect = None;
+                    self.baseline_ms = Some(mean);
+                    return (restore, ChangeReason::CapacityEstimate);
+                }
             }
             // Saturated: what it delivers now is what it can take. Cut below that by what
             // drains the queue (the excess latency) within the drain time; never a rise while
@@ -353,15 +380,19 @@ impl CapacityEstimator {
             } else {
                 self.capacity = Some(delivered);
             }
-            self.suspect = Some(Suspect {
-                rate_before: self.suspect.map_or(rate, |s| s.rate_before),
-                mean_before: mean,
+            self.suspect.get_or_insert(Suspect {
+                rate_before: rate,
+                mean_first: mean,
+                mean_last: mean,
+                flat: 0,
+                drained: 0.0,
+                completed: 0.0,
+                ticks: 1,
             });
             return (target.min(rate), ChangeReason::LatencyRising);
         }
         self.queueing_now = false;
         self.suspect = None;
-        self.slow_ticks = 0;
         let capacity = self.capacity.map_or(delivered, |c| c.max(delivered));
         self.capacity = Some(capacity);
         if !binding {
