@@ -29,7 +29,7 @@ pub const DEFAULT_CAPACITY_DELIVERY_WINDOW: Duration = Duration::from_secs(2);
 /// Recommended: while the concurrency axis sheds, the rate stays this far above what the
 /// in-flight limit lets through, so the self-clocking axis binds first and a client pacing
 /// itself by its quota is not turned away by the other axis.
-pub const DEFAULT_CAPACITY_RATE_HEADROOM: f64 = 1.0;
+pub const DEFAULT_CAPACITY_RATE_HEADROOM: f64 = 1.05;
 
 /// How the adaptive limit is steered.
 #[derive(Debug, Clone, Copy, PartialEq)]

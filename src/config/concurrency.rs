@@ -22,7 +22,7 @@ pub const DEFAULT_CONCURRENCY_WINDOW_SAMPLES: u32 = 10;
 pub const DEFAULT_LONG_RISE_CAP: f64 = 0.0002;
 /// Recommended: consecutive updates with the gradient at its floor before Gradient2's baseline
 /// is re-measured (about 2 s at the recommended window).
-pub const DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES: u32 = 20;
+pub const DEFAULT_REBASELINE_AFTER_FLOOR_UPDATES: u32 = 8;
 /// Share of the limit standard requests may fill.
 pub const DEFAULT_STANDARD_SHARE: f64 = 0.8;
 /// Share of the limit non-essential requests may fill.
