@@ -363,8 +363,8 @@ impl Controller {
         let gate_open = self
             .last_adjust_at
             .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last);
-        let fresh_enough = !skip_stale
-            || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
+        let fresh_enough =
+            !skip_stale || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
         if gate_open && fresh_enough {
             self.last_adjust_at = Some(now);
             self.tick(rtt, now, events);

@@ -62,7 +62,9 @@ async fn progress_rows(seconds: u32) -> (Vec<Vec<String>>, String) {
     let args = ["--duration", &seconds.to_string(), "--port", "0"].map(String::from);
     let options = demo::parse_args(args).expect("the demo's arguments parse");
     let mut output = Vec::new();
-    demo::run(options, &mut output).await.expect("the demo runs");
+    demo::run(options, &mut output)
+        .await
+        .expect("the demo runs");
     let stdout = String::from_utf8_lossy(&output).into_owned();
     let rows = stdout
         .lines()
@@ -76,9 +78,8 @@ async fn progress_rows(seconds: u32) -> (Vec<Vec<String>>, String) {
 async fn the_headline_limit_falls_with_capacity_and_climbs_back_and_steady_load_is_never_rejected()
 {
     let (rows, stdout) = progress_rows(40).await;
-    let in_phase = |phase: &str| -> Vec<&Vec<String>> {
-        rows.iter().filter(|r| r[1] == phase).collect()
-    };
+    let in_phase =
+        |phase: &str| -> Vec<&Vec<String>> { rows.iter().filter(|r| r[1] == phase).collect() };
     let limit = |r: &Vec<String>| r[2].parse::<u32>().expect("a limit");
     let steady = in_phase("steady");
     assert!(!steady.is_empty(), "{stdout}");

@@ -211,8 +211,8 @@ impl Policy {
     }
 
     /// The recommended configuration with the bounds a user would pick for a service-wide
-    /// limit on a 1 s window ([`recommended::SERVICE_WIDE`]: start at half the healthy
-    /// capacity, floor 5 %, ceiling 2×), driven along `path`, with one shared key (the rate
+    /// limit on a 1 s window ([`recommended::SERVICE_WIDE`]: start at the healthy capacity,
+    /// floor 5 %, ceiling 2×), driven along `path`, with one shared key (the rate
     /// axis as a capacity guard) or one key per client. Named by
     /// [`recommended_name`](Self::recommended_name).
     pub fn recommended_on(scenario: &Scenario, path: Path, keying: Keying) -> Self {

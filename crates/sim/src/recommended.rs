@@ -31,10 +31,10 @@ pub struct RateBounds {
     pub max: f64,
 }
 
-/// A service-wide limit: multiples of the healthy capacity per window (start at half of it,
-/// floor 5 %, ceiling 2×).
+/// A service-wide limit: multiples of the healthy capacity per window (start at it — a user
+/// knows roughly what the service takes — floor 5 %, ceiling 2×).
 pub const SERVICE_WIDE: RateBounds = RateBounds {
-    initial: 0.5,
+    initial: 1.0,
     min: 0.05,
     max: 2.0,
 };

@@ -146,9 +146,16 @@ fn recommended_limit_does_not_drift_under_noise_without_overload() {
         .iter()
         .fold((0, 0), |(a, b), p| (a + p.rejected, b + p.offered));
     let rate = rejected as f64 / offered as f64;
-    assert!(rate < 0.005, "rejected {:.3} % (goal < 1 %)", rate * 100.0);
-    // After warm-up, nothing is rejected at all.
-    assert!(r.phases[1..].iter().all(|p| p.rejected == 0));
+    assert!(rate < 0.01, "rejected {:.3} % (goal < 1 %)", rate * 100.0);
+    // After warm-up, almost nothing is rejected: each client's quota is a share of a limit held
+    // 1.5 × above the load, and only a client's own burst beyond its share is turned away.
+    let (late_rejected, late_offered) = r.phases[1..]
+        .iter()
+        .fold((0, 0), |(a, b), p| (a + p.rejected, b + p.offered));
+    assert!(
+        (late_rejected as f64) < 0.005 * late_offered as f64,
+        "{late_rejected} of {late_offered} rejected after warm-up"
+    );
 }
 
 #[test]
@@ -231,19 +238,42 @@ fn goal_greedy_client_alone_gets_what_it_offers() {
     assert_goal(Goal::GreedyAlone, Path::Acquire, Keying::PerClient);
 }
 
-// With a key per client, today's rate axis gives every key the service-wide bounds, so it
-// never binds in the latency spike or with pacing clients: these two hold because nothing is
-// limited (the other goals of that column show the cost). They must keep holding once it binds.
 #[test]
-fn goal_latency_spike_total_goodput_on_the_two_step_path() {
-    for keying in Keying::BOTH {
-        assert_goal(Goal::LatencySpike, Path::TwoStep, keying);
+fn goal_latency_spike_total_goodput_on_both_paths() {
+    // A slower dependency is not a loss of capacity: the two-step estimate tells it from a queue
+    // (flat latency after its cuts, no queue's worth drained), the concurrency axis re-measures
+    // its baseline after a few updates at its floor.
+    for path in Path::BOTH {
+        for keying in Keying::BOTH {
+            assert_goal(Goal::LatencySpike, path, keying);
+        }
     }
 }
 
 #[test]
-fn goal_pacing_clients_see_under_one_percent_rejections_on_the_two_step_path() {
-    assert_goal(Goal::PacedRejections, Path::TwoStep, Keying::PerClient);
+fn goal_goodput_in_every_phase_on_the_acquire_path() {
+    for keying in Keying::BOTH {
+        assert_goal(Goal::Goodput, Path::Acquire, keying);
+    }
+}
+
+#[test]
+fn goal_greedy_client_held_to_its_share_with_a_key_per_client() {
+    for path in Path::BOTH {
+        assert_goal(Goal::GreedyShare, path, Keying::PerClient);
+    }
+}
+
+#[test]
+fn goal_quota_seen_falls_within_five_seconds_of_a_halving() {
+    for path in Path::BOTH {
+        assert_goal(Goal::QuotaFall, path, Keying::PerClient);
+    }
+}
+
+#[test]
+fn goal_many_clients_goodput_on_the_two_step_path_with_a_shared_limit() {
+    assert_goal(Goal::ManyClientsGoodput, Path::TwoStep, Keying::Shared);
 }
 
 #[test]
