@@ -326,9 +326,6 @@ impl CapacityEstimator {
         // A queue builds when more is admitted than completes while latency leaves its floor;
         // this shows before the mean latency has crossed the tolerance.
         let growing = delivered > 0.0 && admitted > delivered * (1.0 + QUEUE_GROWTH) && ratio > 1.1;
-        if std::env::var("CAP_DEBUG").is_ok() {
-            eprintln!("dbg d={delivered:.0} a={admitted:.0} o={outstanding:.0} holds={holds:.0} m={mean:.0} b={baseline:.0} ratio={ratio:.2} rate={rate:.0} cap={:?} q={queue} g={growing} bind={binding}", self.capacity);
-        }
         if (ratio > p.tolerance || growing) && queue {
             let first = !self.queueing_now;
             self.queueing_now = true;
@@ -465,47 +462,86 @@ mod tests {
     }
 
     #[test]
-    fn queueing_cuts_towards_the_delivered_rate() {
+    fn a_queue_is_cut_gently_at_first_then_below_what_is_delivered_until_it_drains() {
         let mut e = CapacityEstimator::new(CapacityEstimate::default());
         assert!(e.observe(obs(0, 40.0, 0, 0, 1000.0)).is_none());
-        feed(&mut e, 500);
-        let healthy = e.observe(obs(500, 40.0, 500, 0, 1000.0)).unwrap();
-        assert_eq!(healthy.delivered, 1000.0);
-        // Latency triples while the service delivers 500/s: cut to 500 × max(1.5/3, 0.5).
+        feed(&mut e, 400);
+        let healthy = e.observe(obs(500, 40.0, 400, 0, 1000.0)).unwrap();
+        assert_eq!(healthy.delivered, 800.0);
+        assert_eq!(healthy.rate, 1200.0, "not binding: 1.5 × what is delivered");
+        // The service slows to 500/s while 900 have been admitted and 650 completed: a queue of
+        // 250 behind a tripled latency. The first cut is at most 30 % (the interval before it
+        // was not saturated throughout).
         feed(&mut e, 250);
-        let cut = e.observe(obs(1000, 120.0, 800, 0, 1000.0)).unwrap();
-        assert_eq!(cut.reason, ChangeReason::LatencyRising);
-        // (the baseline has risen by its 1 % allowance to 40.4 ms)
+        let first = e.observe(obs(1000, 120.0, 900, 0, 1200.0)).unwrap();
+        assert_eq!(first.reason, ChangeReason::LatencyRising);
+        assert!((first.rate - 0.7 * 1200.0).abs() < 1e-9, "{first:?}");
+        assert!(first.queued);
+        // Saturated through the next interval: what it delivers is its capacity, and the cut
+        // goes below it by the share that drains the excess latency within two seconds.
+        feed(&mut e, 250);
+        let second = e.observe(obs(1500, 300.0, 1320, 0, first.rate)).unwrap();
+        assert_eq!(second.reason, ChangeReason::LatencyRising);
         assert!(
-            (cut.rate - 500.0 * 1.5 * 40.4 / 120.0).abs() < 1e-9,
-            "{cut:?}"
+            second.rate > 0.85 * 500.0 && second.rate < 0.9 * 500.0,
+            "{second:?}"
         );
     }
 
     #[test]
-    fn a_binding_limit_at_healthy_latency_grows() {
+    fn high_latency_with_nothing_queued_is_not_cut() {
         let mut e = CapacityEstimator::new(CapacityEstimate::default());
-        e.observe(obs(0, 40.0, 0, 0, 100.0));
-        feed(&mut e, 50);
-        // Startup: doubles while it binds and latency stays at its floor.
-        let up = e.observe(obs(500, 40.0, 50, 50, 100.0)).unwrap();
-        assert_eq!(up.reason, ChangeReason::Headroom);
-        assert_eq!(up.rate, 200.0);
+        e.observe(obs(0, 40.0, 0, 0, 1000.0));
+        feed(&mut e, 400);
+        e.observe(obs(500, 40.0, 400, 0, 1000.0));
+        // The latency of requests that completed late, after their queue has drained: every
+        // admitted request has completed.
+        feed(&mut e, 300);
+        let late = e.observe(obs(1000, 400.0, 700, 0, 1200.0)).unwrap();
+        assert!(!late.queued);
+        assert_ne!(late.reason, ChangeReason::LatencyRising);
+        assert!(late.rate >= 1200.0, "{late:?}");
     }
 
     #[test]
-    fn a_cut_that_lowers_throughput_but_not_latency_is_undone_and_rebaselined() {
+    fn a_binding_limit_grows_at_startup_while_growth_pays_then_cruises_under_it() {
+        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        e.observe(obs(0, 40.0, 0, 0, 100.0));
+        feed(&mut e, 50);
+        // Startup: +50 % per adjustment while it binds at healthy latency.
+        let up = e.observe(obs(500, 40.0, 50, 50, 100.0)).unwrap();
+        assert_eq!((up.reason, up.rate), (ChangeReason::Headroom, 150.0));
+        feed(&mut e, 75);
+        let again = e.observe(obs(1000, 40.0, 125, 100, 150.0)).unwrap();
+        assert_eq!(
+            again.rate, 225.0,
+            "the last step raised what is delivered: {again:?}"
+        );
+        // This step delivered no more: startup ends, the limit cruises just under the most the
+        // service delivered.
+        feed(&mut e, 76);
+        let cruise = e.observe(obs(1500, 40.0, 201, 200, 225.0)).unwrap();
+        assert_eq!(cruise.reason, ChangeReason::CapacityEstimate);
+        assert!((cruise.rate - 0.95 * 152.0).abs() < 1e-9, "{cruise:?}");
+    }
+
+    #[test]
+    fn a_slower_service_is_told_from_a_queue_and_its_latency_becomes_the_floor() {
         let mut e = CapacityEstimator::new(CapacityEstimate::default());
         e.observe(obs(0, 40.0, 0, 0, 1000.0));
-        feed(&mut e, 300);
-        e.observe(obs(500, 40.0, 300, 0, 1000.0));
-        // A slow dependency: +100 ms, same throughput.
-        feed(&mut e, 300);
-        let cut = e.observe(obs(1000, 140.0, 600, 0, 1000.0)).unwrap();
+        feed(&mut e, 150);
+        e.observe(obs(500, 40.0, 150, 0, 1000.0));
+        // A dependency adds 100 ms: 300/s still complete, 42 are in flight (300/s × 140 ms).
+        feed(&mut e, 150);
+        let cut = e.observe(obs(1000, 140.0, 342, 0, 1000.0)).unwrap();
         assert_eq!(cut.reason, ChangeReason::LatencyRising);
-        // After the cut throughput fell with it, latency did not: restore, new floor.
-        feed(&mut e, 200);
-        let back = e.observe(obs(1500, 140.0, 800, 0, cut.rate)).unwrap();
+        feed(&mut e, 150);
+        let cut = e.observe(obs(1500, 140.0, 492, 0, cut.rate)).unwrap();
+        assert_eq!(cut.reason, ChangeReason::LatencyRising);
+        // The cuts took a fifth off the limit; latency did not move and no queue drained: not
+        // a queue. The limit is restored and 140 ms is the new floor.
+        feed(&mut e, 135);
+        let back = e.observe(obs(2000, 140.0, 623, 0, cut.rate)).unwrap();
         assert_eq!(back.reason, ChangeReason::CapacityEstimate);
         assert_eq!(back.rate, 1000.0);
         assert_eq!(e.baseline(), Some(Duration::from_millis(140)));

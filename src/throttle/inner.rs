@@ -434,7 +434,11 @@ fn tier_shares(cfg: &ThrottleConfig) -> [f64; 3] {
     let shares = cfg
         .concurrency()
         .map_or_else(TierShares::default, |c| c.tier_shares());
-    [1.0, shares.of(Tier::Standard), shares.of(Tier::NonEssential)]
+    [
+        1.0,
+        shares.of(Tier::Standard),
+        shares.of(Tier::NonEssential),
+    ]
 }
 
 /// A key's strategy for a request of `tier` when keys share one limit. Within a key, tiers hold
