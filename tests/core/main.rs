@@ -10,5 +10,6 @@ mod concurrency;
 mod governance;
 mod memory;
 mod properties;
+mod shares;
 mod throttle;
 mod window;

@@ -9,3 +9,4 @@ mod http_e2e;
 mod http_headers_fuzz;
 mod http_integration;
 mod http_service;
+mod http_shares;
