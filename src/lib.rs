@@ -43,14 +43,16 @@
 //!
 //! # How the limit moves
 //!
-//! At most once per `sample_interval`, on the response that finds the interval elapsed, the
-//! first matching rule of the ladder wins: latency at or above `sla_critical` cuts the limit by
-//! `critical_decrease_ratio`; at or above `sla_warning` by `decrease_ratio`; a rising latency
-//! trend cuts by `decrease_ratio`; a falling trend raises it; otherwise it holds. The limit stays
-//! within `[min_limit, max_limit]`. [`ThrottleConfig::baldur()`] is the Baldur Adaptive
-//! Throttle's ladder exactly; [`ThrottleConfig::default()`] is the recommended configuration,
-//! chosen by simulation: the concurrency axis as the capacity guard, and the same ladder fed by
-//! statistics that do not drift under noise (see its docs for the evidence).
+//! [`ThrottleConfig::default()`] steers one service-wide limit per window by a capacity
+//! estimate: at most once per `sample_interval` it reads the rate of completed requests, their
+//! latency against a no-load floor and the work outstanding; it cuts below what is delivered
+//! when work queues, probes upwards while probing raises what is delivered, and tells a slower
+//! dependency from a queue (see [`config::CapacityEstimate`]). Each key's quota is its fair share
+//! of that limit ([`config::KeyQuota`]), and the headers tell each client its share. With permits
+//! ([`AdaptiveThrottle::acquire`], what the HTTP layer does) the in-flight limit is the estimate
+//! and the rate follows it. [`ThrottleConfig::baldur()`] is the Baldur Adaptive Throttle exactly:
+//! each key against the whole limit, moved by Baldur's ladder (SLA cuts, then the latency
+//! trend). The limit stays within `[min_limit, max_limit]`.
 //!
 //! # Layout
 //!
