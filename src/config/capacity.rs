@@ -6,9 +6,9 @@ use super::ConfigError;
 
 /// Recommended rate-axis window: the limit is a service-wide rate per second.
 pub const DEFAULT_CAPACITY_WINDOW: Duration = Duration::from_secs(1);
-/// Recommended starting service-wide limit per window (it doubles per adjustment while it binds
-/// at healthy latency, so the start matters little).
-pub const DEFAULT_CAPACITY_INITIAL_LIMIT: u32 = 100;
+/// Recommended starting service-wide limit per window: open enough for a cold start (it grows by
+/// half per adjustment while it binds at healthy latency, and is cut when work queues).
+pub const DEFAULT_CAPACITY_INITIAL_LIMIT: u32 = 1000;
 /// Recommended floor of the service-wide limit per window.
 pub const DEFAULT_CAPACITY_MIN_LIMIT: u32 = 10;
 /// Recommended ceiling of the service-wide limit per window (a safety bound, not a target).

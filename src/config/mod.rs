@@ -215,7 +215,7 @@ impl Default for ThrottleConfig {
     /// can take now ([`Adaptation::CapacityEstimate`], see [`CapacityEstimate`] for its rules),
     /// learned from completions, their latency and the work outstanding, so `check` +
     /// `record_response` alone protect a service. The rate axis is one service-wide limit per
-    /// 1 s window (start 100, floor 10, ceiling 1 000 000: set bounds for your service), and
+    /// 1 s window (start 1000, floor 10, ceiling 1 000 000: set bounds for your service), and
     /// each key's quota is its fair share of it among the keys active in the window
     /// ([`KeyQuota::FairShare`]); a service-wide cell caps the aggregate at the limit plus a
     /// tenth of it, lower tiers holding back a reserve for critical work. The concurrency axis is

@@ -1,11 +1,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::capacity::{CapacityEstimator, Estimate, Observation};
+use super::capacity::{CapacityEstimator, Observation};
 use super::interval::IntervalSamples;
 use super::ladder::{next_limit, LadderInput};
 use crate::breaker::CircuitBreaker;
-use crate::config::{Adaptation, SignalKind, SlaTrigger, ThrottleConfig, TrendEstimator};
+use crate::config::{SignalKind, SlaTrigger, ThrottleConfig, TrendEstimator};
 use crate::counters::{RttHistogram, RttTally};
 use crate::events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 use crate::governance::{BreakerState, GovernanceState};
@@ -15,8 +15,12 @@ use crate::signal::{
 };
 use crate::util::splitmix64;
 
+mod estimate;
 mod inputs;
 mod ramp;
+
+use estimate::estimator_for;
+pub(crate) use estimate::Demand;
 
 use ramp::{ramp_cap, Ramp};
 
@@ -161,26 +165,6 @@ pub(crate) struct Controller {
     figures: Option<(f64, Duration)>,
 }
 
-/// What the throttle's admission path has seen, handed to the controller with each sample (the
-/// controller itself never sees admissions).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Demand {
-    /// Requests admitted, ever.
-    pub(crate) admitted: u64,
-    /// Requests the service-wide limit rejected, ever.
-    pub(crate) rejected: u64,
-    /// When the concurrency axis is on: its limit, the permits it ever handed out and the
-    /// requests it ever shed.
-    pub(crate) inflight: Option<(u32, u64, u64)>,
-}
-
-fn estimator_for(cfg: &ThrottleConfig) -> Option<CapacityEstimator> {
-    match cfg.adaptation {
-        Adaptation::CapacityEstimate(p) => Some(CapacityEstimator::new(p)),
-        _ => None,
-    }
-}
-
 impl Controller {
     /// A controller at `initial_limit` with the gate open.
     #[cfg(test)]
@@ -291,22 +275,6 @@ impl Controller {
                 .breaker
                 .as_ref()
                 .is_some_and(|b| b.stats().state == BreakerState::Open)
-    }
-
-    /// Whether the controller needs [`Demand`] with each sample (the capacity estimate does).
-    pub(crate) fn wants_demand(&self) -> bool {
-        self.capacity.is_some()
-    }
-
-    /// What the admission path has seen so far (read before a sample is recorded).
-    pub(crate) fn set_demand(&mut self, demand: Demand) {
-        self.demand = demand;
-    }
-
-    /// The capacity estimate's latest figures and its no-load latency.
-    pub(crate) fn capacity(&self) -> Option<(Estimate, Option<Duration>)> {
-        let c = self.capacity.as_ref()?;
-        Some((c.latest()?, c.baseline()))
     }
 
     /// Feeds one response time observed at `now`. The sample always reaches the signal; at most
@@ -512,32 +480,6 @@ impl Controller {
             self.last_was_cut = false;
         }
         self.set_limit(target, reason, Some(sla_rtt), gradient, now, events);
-    }
-
-    /// The limit per window the capacity estimate asks for, after the SLA rules (which still
-    /// cut below what is delivered while work is queued, never compounding on a cut already
-    /// made); `None` inside the dead band (2 %), so the limit does not twitch with every
-    /// adjustment.
-    fn capacity_target(&self, e: Estimate, sla_rtt: Duration) -> Option<(u32, ChangeReason)> {
-        let cfg = &self.cfg;
-        let window = cfg.window.as_secs_f64();
-        let current = f64::from(self.limit) / window.max(1e-9);
-        let sla = if sla_rtt >= cfg.sla_critical {
-            Some((cfg.critical_decrease_ratio, ChangeReason::SlaCritical))
-        } else if sla_rtt >= cfg.sla_warning {
-            Some((cfg.decrease_ratio, ChangeReason::SlaWarning))
-        } else {
-            None
-        };
-        let (rate, reason) = match sla {
-            Some((ratio, reason)) if e.queued => {
-                ((e.delivered * ratio).min(e.rate).min(current), reason)
-            }
-            _ => (e.rate, e.reason),
-        };
-        let target = cfg.clamp((rate * window).round().max(0.0) as u64);
-        let band = (f64::from(self.limit) * 0.02).max(1.0);
-        ((f64::from(target) - f64::from(self.limit)).abs() >= band).then_some((target, reason))
     }
 
     /// Sets the limit, emitting `LimitChanged` (and `LimitRecovered` when it leaves the floor).
