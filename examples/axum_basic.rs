@@ -1,13 +1,14 @@
 //! cargo run --example axum_basic --features axum -- --demo
 //!
-//! An axum app behind `AdaptiveThrottleLayer`: a limit of 5 requests per client IP per minute
-//! to start with, moving with the app's latency. With `--demo` it sends itself 8 requests and
-//! prints, for each, the status, the `RateLimit`, `RateLimit-Policy` and `Retry-After` fields
-//! and the body, then exits. The recommended configuration's GCRA admits a burst of half the
-//! limit and spaces the rest over the window, so the first 3 are `200` ("hello! 2 of 5 left" …
-//! "0 of 5 left") and the other 5 are `429` with `Retry-After` and a JSON body; by then the
-//! limit has grown to 6 (`q=6`), since the app answers fast. Without `--demo`, it serves on
-//! 127.0.0.1:3000 until stopped: try `curl -i localhost:3000/` a few times.
+//! An axum app behind `AdaptiveThrottleLayer`: a service-wide limit of 5 requests per second to
+//! start with, shared fairly among client IPs and moving with the app's capacity. With `--demo`
+//! it sends itself 8 requests at once and prints, for each, the status, the `RateLimit`,
+//! `RateLimit-Policy` and `Retry-After` fields and the body, then exits. The service-wide limit
+//! admits a burst of a tenth of itself (at least one request) and spaces the rest, so the first
+//! is `200` ("hello! 0 of 5 left": alone, the client's share is the whole limit,
+//! `RateLimit-Policy: "adaptive";q=5;w=1`) and the other 7 are `429` with `Retry-After: 1` and a
+//! JSON body. Without `--demo`, it serves on 127.0.0.1:3000 until stopped: try
+//! `curl -i localhost:3000/` a few times.
 
 use std::net::SocketAddr;
 

@@ -3,10 +3,10 @@
 //! A plain hyper 1 server through hyper-util (no axum): a `tower::service_fn` handler behind
 //! `AdaptiveThrottleLayer`, with each connection's peer address inserted as a `SocketAddr`
 //! request extension so the default per-IP key works. The handler takes 20 ms. With `--demo` it
-//! sends itself 5 requests against a limit of 3 and prints, for each, the status, the rate-limit
-//! fields and the body — 2 × `200` (GCRA's burst: half the limit, rounded up), then 3 × `429`
-//! with `Retry-After` — then `limit now 3`, and exits; without it, it serves on 127.0.0.1:3000
-//! until stopped.
+//! sends itself 5 requests against a service-wide limit of 3 per second and prints, for each, the
+//! status, the rate-limit fields and the body — 1 × `200` (the service-wide burst is a tenth of
+//! the limit, at least one request), then 4 × `429` with `Retry-After: 1` — then `limit now 3`,
+//! and exits; without it, it serves on 127.0.0.1:3000 until stopped.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,15 +1,15 @@
 //! cargo run --example per_route_tiers --features axum -- --demo
 //!
-//! Three groups of routes sharing one `AdaptiveThrottle` (one limit, 4 requests per client per
-//! minute): `/pay` is always `critical`, `/feed` always `non_essential` (fixed tiers through
+//! Three groups of routes sharing one `AdaptiveThrottle` (one service-wide limit, 4 requests per
+//! second): `/pay` is always `critical`, `/feed` always `non_essential` (fixed tiers through
 //! `route_layer`), and `/api` takes its tier from the `x-priority` header. Each handler answers
-//! with the tier it was admitted as. With `--demo` it sends itself six requests — `/pay`,
-//! `/feed`, `/api` with `x-priority: critical`, `/api`, `/feed`, `/api` with
-//! `x-priority: non-essential` — and prints what each got: the first two are admitted (as
-//! `critical` and `non_essential`: GCRA's burst is half the limit), the other four are `429`s
-//! whose body names their tier, whatever their route. A last line sums it up (`shared limit 4:
-//! 2 admitted, 4 rejected across all routes`), then it exits. Without `--demo`, it serves on
-//! 127.0.0.1:3000 until stopped.
+//! with the tier it was admitted as. With `--demo` it sends itself six requests at once —
+//! `/pay`, `/feed`, `/api` with `x-priority: critical`, `/api`, `/feed`, `/api` with
+//! `x-priority: non-essential` — and prints what each got: the two `critical` ones (`/pay` and
+//! `/api` with `x-priority: critical`) are admitted, since critical work keeps a reserve at the
+//! top of the limit's burst; the four others are `429`s whose body names their tier, whatever
+//! their route. A last line sums it up (`shared limit 4: 2 admitted, 4 rejected across all
+//! routes`), then it exits. Without `--demo`, it serves on 127.0.0.1:3000 until stopped.
 
 use std::net::SocketAddr;
 
