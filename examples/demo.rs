@@ -49,7 +49,7 @@ use tokio::time::Instant;
 use tower_adaptive_throttle::admin::{AdminOptions, Timeline};
 use tower_adaptive_throttle::http::HeaderKey;
 use tower_adaptive_throttle::{
-    AdaptiveThrottle, AdaptiveThrottleLayer, ThrottleConfig, ThrottleRegistry,
+    AdaptiveThrottle, AdaptiveThrottleLayer, ConcurrencyConfig, ThrottleConfig, ThrottleRegistry,
 };
 
 /// Service time of one request on one worker.
@@ -251,14 +251,21 @@ pub(crate) async fn run(
     let backend = Arc::new(Backend::new(workers));
 
     // The recommended configuration with bounds for this service: a service-wide limit per
-    // second that starts at its healthy capacity and may range from 5 % to twice it; each
-    // client's quota is its fair share of it.
+    // second that starts at its healthy capacity and may range from 5 % to twice it, each
+    // client's quota its fair share of it; the in-flight limit starts at twice the workers.
     let capacity = opts.capacity_rps.round() as u32;
+    let inflight = u32::try_from(workers * 2).unwrap_or(u32::MAX);
     let cfg = ThrottleConfig::builder()
         .window(Duration::from_secs(1))
         .initial_limit(capacity)
         .min_limit((capacity / 20).max(1))
         .max_limit(capacity * 2)
+        .concurrency(
+            ConcurrencyConfig::default()
+                .to_builder()
+                .initial_limit(inflight)
+                .build()?,
+        )
         .build()?;
     let throttle = AdaptiveThrottle::new(cfg);
     let registry = ThrottleRegistry::new();

@@ -17,7 +17,7 @@ use crate::events::ChangeReason;
 const BASELINE_RISE: f64 = 0.01;
 /// Share of requests the in-flight limit must shed in an interval for the rate to follow what
 /// it lets through.
-const SHEDDING_SHARE: f64 = 0.001;
+const SHEDDING_SHARE: f64 = 0.01;
 /// Share of requests the service-wide limit must reject in an interval for it to "bind".
 const BINDING_SHARE: f64 = 0.01;
 /// While the limit binds at healthy latency without probing, a probe every this many
