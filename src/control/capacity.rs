@@ -47,6 +47,8 @@ const DRAIN_TIME_MS: f64 = 2000.0;
 /// The first adjustment that sees queueing cuts at most this deep: the interval before it was
 /// not saturated throughout, so what it delivered says little about the capacity.
 const FIRST_CUT_FLOOR: f64 = 0.7;
+/// Nothing completes while work is outstanding: the limit halves per overdue adjustment.
+const STARVED_CUT: f64 = 0.5;
 /// Between probes the limit admits this share of what the service delivered when saturated, so
 /// random arrivals do not keep a queue at the edge of saturation.
 const CRUISE: f64 = 0.95;
@@ -432,6 +434,23 @@ impl CapacityEstimator {
                 (cruise, ChangeReason::CapacityEstimate)
             }
         }
+    }
+
+    /// No completion for several adjustment intervals (the caller knows) while admitted work is
+    /// outstanding: the service has stopped answering (a hung dependency, a deadlock), so
+    /// nothing reaches the estimate through `record_response`. Halves the limit each time it is
+    /// called in that state (the throttle calls it from admission while a record is overdue);
+    /// `None` when nothing is outstanding.
+    pub(crate) fn starved(&mut self, now: Duration, admitted_total: u64, rate: f64) -> Option<f64> {
+        if self.outstanding(admitted_total) < 1.0 {
+            return None;
+        }
+        self.last_at = Some(now);
+        self.completions = 0;
+        self.last_admitted = admitted_total;
+        self.queueing_seen = true;
+        self.probe = None;
+        Some(rate * STARVED_CUT)
     }
 
     /// Forgets everything learnt (a reset).

@@ -20,7 +20,7 @@ mod inputs;
 mod ramp;
 
 use estimate::estimator_for;
-pub(crate) use estimate::Demand;
+pub(crate) use estimate::{Demand, STARVED_AFTER_INTERVALS};
 
 use ramp::{ramp_cap, Ramp};
 

@@ -47,6 +47,9 @@ pub(super) struct Inner {
     pub(super) keys: KeyTable,
     /// The service-wide limit the keys share (unused with `KeyQuota::WholeLimit`).
     pub(super) global: GlobalCell,
+    /// When a response was last recorded (clock nanoseconds), for the check that the service
+    /// still answers.
+    pub(super) recorded_at_nanos: AtomicU64,
     /// Requests the service-wide limit rejected: what tells the capacity estimate that the
     /// limit binds (with `WholeLimit`, every rate-axis rejection).
     pub(super) capacity_rejected: AtomicU64,
@@ -92,6 +95,7 @@ impl Inner {
             keys: KeyTable::new(cfg.max_keys),
             global: GlobalCell::default(),
             capacity_rejected: AtomicU64::new(0),
+            recorded_at_nanos: AtomicU64::new(0),
             controller: Mutex::new(controller),
             rules: ArcSwap::from_pointee(RuleSet::new()),
             audit: AuditTrail::default(),
@@ -150,6 +154,9 @@ impl AdaptiveThrottle {
             }
         };
         let cfg = inner.config.load();
+        if consume {
+            self.check_starved(now, &cfg);
+        }
         let now_ms = as_millis_u64(now);
         let (rd, limit) = if cfg.key_quota.is_shared() {
             self.check_shared(digest, tier, consume, &cfg, limit, now)
@@ -266,6 +273,37 @@ impl AdaptiveThrottle {
                     .map(|l| (l.limit(), l.admitted_total(), l.rejected_total())),
             });
         }
+    }
+
+    /// With the capacity estimate, nothing but `record_response` moves the limit: if no response
+    /// has been recorded for several sample intervals while requests are admitted, the service
+    /// may have stopped answering. One atomic load per admission; the controller is asked only
+    /// when a record is overdue.
+    fn check_starved(&self, now: Duration, cfg: &ThrottleConfig) {
+        let inner = &*self.inner;
+        let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let last = inner.recorded_at_nanos.load(Ordering::Relaxed);
+        let due = u64::try_from(
+            (cfg.sample_interval * crate::control::STARVED_AFTER_INTERVALS).as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        if last == 0 || now_nanos.saturating_sub(last) < due {
+            return;
+        }
+        // One caller looks; the next look is due an interval later.
+        let next = last.saturating_add(u64::try_from(cfg.sample_interval.as_nanos()).unwrap_or(0));
+        if inner
+            .recorded_at_nanos
+            .compare_exchange(last, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let overdue = Duration::from_nanos(now_nanos.saturating_sub(last));
+        self.with_controller(now, |c, events| {
+            self.hand_demand(c);
+            c.starved(now, overdue, events)
+        });
     }
 
     /// Moves what moves with time alone (ramp stages, an open breaker's timer) up to `now`,

@@ -186,6 +186,7 @@ impl AdaptiveThrottle {
 
     /// `record_response` at a time just read from this throttle's clock.
     pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
+        self.note_recorded(now);
         self.with_controller(now, |c, events| {
             self.hand_demand(c);
             c.record(rtt, now, events)
@@ -201,14 +202,22 @@ impl AdaptiveThrottle {
 
     /// `record_overload` at a time just read from this throttle's clock.
     pub(crate) fn record_overload_at(&self, rtt: Duration, now: Duration) {
+        self.note_recorded(now);
         self.with_controller(now, |c, events| {
             self.hand_demand(c);
             c.record_overload(rtt, now, events)
         });
     }
 
-    /// The current limit (per key per window on the rate axis). It already is the min-winner of
-    /// the adaptive limit and every active governance reduction.
+    /// Marks that a response was recorded now (see `check_starved`).
+    fn note_recorded(&self, now: Duration) {
+        let nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.inner.recorded_at_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The current limit per window on the rate axis: service-wide (each key's quota is its
+    /// share of it), or per key with `KeyQuota::WholeLimit`. It already is the min-winner of the
+    /// adaptive limit and every active governance reduction.
     pub fn current_limit(&self) -> u32 {
         self.advance_if_due(|| self.now());
         self.inner.limit.load(Ordering::Acquire)

@@ -191,3 +191,46 @@ fn limit_changes_are_named_for_what_happened_and_an_increase_is_never_a_decrease
     assert!(seen.contains(&ChangeReason::Headroom), "{seen:?}");
     assert!(seen.contains(&ChangeReason::LatencyRising), "{seen:?}");
 }
+
+#[test]
+fn a_service_that_stops_answering_has_its_limit_halved_until_it_answers_again() {
+    let (t, clock) = manual(
+        ThrottleConfig::builder()
+            .window(Duration::from_secs(1))
+            .min_limit(10)
+            .initial_limit(1000)
+            .max_limit(10_000)
+            .without_concurrency()
+            .build()
+            .unwrap(),
+    );
+    // A healthy second: everything admitted completes in 20 ms.
+    for _ in 0..100 {
+        assert!(t.check("k", Tier::Standard).allowed);
+        t.record_response(Duration::from_millis(20));
+        clock.advance(Duration::from_millis(10));
+    }
+    let healthy = t.current_limit();
+    // Then nothing completes: requests are admitted and never recorded.
+    for _ in 0..400 {
+        t.check("k", Tier::Standard);
+        clock.advance(Duration::from_millis(10));
+    }
+    let starved = t.current_limit();
+    assert!(
+        starved * 8 <= healthy,
+        "four seconds without an answer: {healthy} → {starved}"
+    );
+    assert_eq!(
+        t.stats().last_change.map(|c| c.reason),
+        Some(ChangeReason::LatencyRising)
+    );
+    // It answers again: the limit climbs back to what the load needs.
+    for _ in 0..1000 {
+        if t.check("k", Tier::Standard).allowed {
+            t.record_response(Duration::from_millis(20));
+        }
+        clock.advance(Duration::from_millis(10));
+    }
+    assert!(t.current_limit() >= 90, "back to {}", t.current_limit());
+}

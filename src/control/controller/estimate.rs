@@ -8,6 +8,10 @@ use crate::config::{Adaptation, ThrottleConfig};
 use crate::control::capacity::{CapacityEstimator, Estimate};
 use crate::events::ChangeReason;
 
+/// Adjustment intervals without a recorded response before admission checks whether the
+/// service has stopped answering.
+pub(crate) const STARVED_AFTER_INTERVALS: u32 = 4;
+
 /// What the throttle's admission path has seen, handed to the controller with each sample (the
 /// controller itself never sees admissions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +33,39 @@ pub(super) fn estimator_for(cfg: &ThrottleConfig) -> Option<CapacityEstimator> {
 }
 
 impl Controller {
+    /// Admission found a record overdue (no response recorded for `overdue`, at least
+    /// `STARVED_AFTER_INTERVALS` sample intervals): with the capacity estimate and work
+    /// outstanding, nothing is completing, so the limit is halved (once per sample interval while
+    /// it lasts).
+    pub(crate) fn starved(
+        &mut self,
+        now: Duration,
+        overdue: Duration,
+        events: &mut Vec<crate::events::ThrottleEvent>,
+    ) {
+        let due = self.cfg.sample_interval * STARVED_AFTER_INTERVALS;
+        if overdue < due || self.freeze != 0 {
+            return;
+        }
+        let window = self.cfg.window.as_secs_f64().max(1e-9);
+        let rate = f64::from(self.limit) / window;
+        let admitted = self.demand.admitted;
+        let Some(rate) = self
+            .capacity
+            .as_mut()
+            .and_then(|c| c.starved(now, admitted, rate))
+        else {
+            return;
+        };
+        self.last_adjust_at = Some(now);
+        let target = self.cfg.clamp((rate * window).floor() as u64);
+        if target < self.limit {
+            self.stats.adjustments_down += 1;
+            self.last_was_cut = true;
+            self.set_limit(target, ChangeReason::LatencyRising, None, 0.0, now, events);
+        }
+    }
+
     /// Whether the controller needs [`Demand`] with each sample (the capacity estimate does).
     pub(crate) fn wants_demand(&self) -> bool {
         self.capacity.is_some()
