@@ -230,11 +230,12 @@ impl Default for ThrottleConfig {
     /// [`IncreaseSizing::Proportional`], `skip_stale_samples`) stay configured for
     /// [`Adaptation::Ladder`].
     ///
-    /// Measured (full scale, seed 42, `BENCHMARKS.md`): through `acquire`, ≥ 95 % of an oracle's
+    /// Measured (full scale, seed 42, `BENCHMARKS.md`): through `acquire`, ≥ 94 % of an oracle's
     /// goodput in every phase of every scenario (≥ 98 % but during a slower dependency), settled
     /// p99 ≤ 1.5 × the unloaded p99, converged within 2 s of each capacity change,
     /// critical-tier success ≥ 99.9 %; through `check` + `record_response` alone, ≥ 91 % of the
-    /// oracle's goodput in every phase (a slower dependency costs nothing), with critical-tier
+    /// oracle's goodput in every phase of every capacity scenario (a slower dependency costs
+    /// nothing), with critical-tier
     /// success 94–97 % under overload (a queue builds before each adjustment sees a change). Known weakness: clients that pace
     /// themselves by their quota still see 8–11 % of their requests rejected through a
     /// capacity halving.
