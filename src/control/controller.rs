@@ -328,9 +328,7 @@ impl Controller {
             self.interval.push(millis_f64(rtt));
         }
         self.advance(now, events);
-        let gate_open = self
-            .last_adjust_at
-            .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last);
+        let gate_open = self.adjustment_due(now);
         let fresh_enough =
             !skip_stale || self.interval.count() >= u64::from(self.cfg.min_samples.max(1));
         if gate_open && fresh_enough {

@@ -261,17 +261,21 @@ impl AdaptiveThrottle {
     }
 
     /// Tells the controller what admission has seen, when its capacity estimate needs it.
-    pub(super) fn hand_demand(&self, c: &mut Controller) {
-        if c.wants_demand() {
-            let inner = &*self.inner;
-            c.set_demand(Demand {
-                admitted: inner.counters.allowed_total(),
-                rejected: inner.capacity_rejected.load(Ordering::Relaxed),
-                inflight: inner
-                    .concurrency
-                    .as_ref()
-                    .map(|l| (l.limit(), l.admitted_total(), l.rejected_total())),
-            });
+    pub(super) fn hand_demand(&self, c: &mut Controller, now: Duration) {
+        if c.wants_demand(now) {
+            c.set_demand(self.demand());
+        }
+    }
+
+    fn demand(&self) -> Demand {
+        let inner = &*self.inner;
+        Demand {
+            admitted: inner.counters.allowed_total(),
+            rejected: inner.capacity_rejected.load(Ordering::Relaxed),
+            inflight: inner
+                .concurrency
+                .as_ref()
+                .map(|l| (l.limit(), l.admitted_total(), l.rejected_total())),
         }
     }
 
@@ -301,7 +305,7 @@ impl AdaptiveThrottle {
         }
         let overdue = Duration::from_nanos(now_nanos.saturating_sub(last));
         self.with_controller(now, |c, events| {
-            self.hand_demand(c);
+            c.set_demand(self.demand());
             c.starved(now, overdue, events)
         });
     }

@@ -188,7 +188,7 @@ impl AdaptiveThrottle {
     pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
         self.note_recorded(now);
         self.with_controller(now, |c, events| {
-            self.hand_demand(c);
+            self.hand_demand(c, now);
             c.record(rtt, now, events)
         });
     }
@@ -204,15 +204,19 @@ impl AdaptiveThrottle {
     pub(crate) fn record_overload_at(&self, rtt: Duration, now: Duration) {
         self.note_recorded(now);
         self.with_controller(now, |c, events| {
-            self.hand_demand(c);
+            self.hand_demand(c, now);
             c.record_overload(rtt, now, events)
         });
     }
 
-    /// Marks that a response was recorded now (see `check_starved`).
+    /// Marks that a response was recorded now (see `check_starved`), at most once a millisecond:
+    /// a load is cheaper than a store on a line every recording thread shares.
     fn note_recorded(&self, now: Duration) {
         let nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1);
-        self.inner.recorded_at_nanos.store(nanos, Ordering::Relaxed);
+        let at = &self.inner.recorded_at_nanos;
+        if nanos.saturating_sub(at.load(Ordering::Relaxed)) >= 1_000_000 {
+            at.store(nanos, Ordering::Relaxed);
+        }
     }
 
     /// The current limit per window on the rate axis: service-wide (each key's quota is its

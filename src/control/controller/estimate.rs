@@ -66,9 +66,17 @@ impl Controller {
         }
     }
 
-    /// Whether the controller needs [`Demand`] with each sample (the capacity estimate does).
-    pub(crate) fn wants_demand(&self) -> bool {
-        self.capacity.is_some()
+    /// Whether the controller needs [`Demand`] with the sample recorded at `now`: the capacity
+    /// estimate does, and only for an adjustment.
+    pub(crate) fn wants_demand(&self, now: Duration) -> bool {
+        self.capacity.is_some() && self.adjustment_due(now)
+    }
+
+    /// Whether a sample recorded at `now` may run an adjustment (at most one per
+    /// `sample_interval`; the gate starts open).
+    pub(crate) fn adjustment_due(&self, now: Duration) -> bool {
+        self.last_adjust_at
+            .is_none_or(|last| now.saturating_sub(last) >= self.cfg.sample_interval || now < last)
     }
 
     /// What the admission path has seen so far (read before a sample is recorded).
