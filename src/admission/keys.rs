@@ -149,17 +149,7 @@ impl KeyTable {
         let window = now_ms / shared.window_ms.max(1);
         let mut shard = self.shard(digest).lock();
         if !shard.contains_key(&digest) {
-            if shard.len() >= self.per_shard_cap {
-                let evicted = sweep(&mut shard, self.per_shard_cap, strategy, now_ms);
-                self.evicted.fetch_add(evicted, Ordering::Relaxed);
-            }
-            shard.insert(
-                digest,
-                Slot {
-                    state: AnyState::default(),
-                    last_seen_ms: now_ms,
-                },
-            );
+            self.insert_slot(&mut shard, digest, AnyState::default(), strategy, now_ms);
             self.active.touch(window);
         }
         let slot = shard.get_mut(&digest).expect("inserted above");
@@ -213,19 +203,31 @@ impl KeyTable {
         let decision = strategy.check(&mut state, now_ms, cost);
         // A denied new key consumed nothing, so it need not be remembered.
         if decision.allowed {
-            if shard.len() >= self.per_shard_cap {
-                let evicted = sweep(&mut shard, self.per_shard_cap, strategy, now_ms);
-                self.evicted.fetch_add(evicted, Ordering::Relaxed);
-            }
-            shard.insert(
-                digest,
-                Slot {
-                    state,
-                    last_seen_ms: now_ms,
-                },
-            );
+            self.insert_slot(&mut shard, digest, state, strategy, now_ms);
         }
         decision
+    }
+
+    /// Remembers a new key, sweeping idle ones first when the shard is full.
+    fn insert_slot(
+        &self,
+        shard: &mut Shard,
+        digest: u64,
+        state: AnyState,
+        strategy: &AnyStrategy,
+        now_ms: u64,
+    ) {
+        if shard.len() >= self.per_shard_cap {
+            let evicted = sweep(shard, self.per_shard_cap, strategy, now_ms);
+            self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        }
+        shard.insert(
+            digest,
+            Slot {
+                state,
+                last_seen_ms: now_ms,
+            },
+        );
     }
 
     /// The same view as `check` with cost 1, consuming nothing.
