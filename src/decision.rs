@@ -183,7 +183,10 @@ pub struct Decision {
     pub allowed: bool,
     /// The limit the request was checked against (per key per window on the rate axis).
     pub limit: u32,
-    /// Admissions left in the window after this one (0 when denied).
+    /// Admissions left in the window after this one (0 when denied). When keys share one
+    /// limit, this is the room left for any request of the key, whatever its tier: the reserve
+    /// kept for its higher tiers is not counted, so a client that paces itself by it is not
+    /// refused.
     pub remaining: u32,
     /// How long to wait before retrying; zero exactly when allowed.
     pub retry_after: Duration,

@@ -108,6 +108,10 @@ pub(crate) struct Shared<G> {
     /// Whether the key has a quota of its own below the shared limit (with one key, or a
     /// quota as large as the limit, the shared limit alone decides).
     pub(crate) own_quota: bool,
+    /// The key's strategy for its lowest tier, when the request's tier is higher: the room
+    /// reported is the room left for any request of the key, so a client pacing itself by what
+    /// it is told is never refused for the reserve kept for its higher tiers.
+    pub(crate) lowest_tier: Option<AnyStrategy>,
     pub(crate) gate: G,
 }
 
@@ -166,15 +170,22 @@ impl KeyTable {
         if let Err(denied) = (shared.gate)() {
             return denied;
         }
-        if !shared.own_quota {
+        let mut admitted = if shared.own_quota {
+            // Admitted: the key's own state moves too, so its quota holds when others arrive.
+            strategy.check(&mut slot.state, now_ms, 1)
+        } else {
             // The shared limit decided; the key's own window describes the remaining room.
             let mut admitted = strategy.peek(&slot.state, now_ms);
             admitted.allowed = true;
             admitted.retry_after_ms = 0;
-            return admitted;
+            admitted
+        };
+        if let Some(lowest) = shared.lowest_tier {
+            let room = lowest.peek(&slot.state, now_ms);
+            admitted.remaining = admitted.remaining.min(room.remaining);
+            admitted.reset_at = admitted.reset_at.max(room.reset_at);
         }
-        // Admitted: the key's own state moves too, so its quota holds when others arrive.
-        strategy.check(&mut slot.state, now_ms, 1)
+        admitted
     }
 
     pub(crate) fn digest<K: Hash + ?Sized>(&self, key: &K) -> u64 {

@@ -246,6 +246,8 @@ impl AdaptiveThrottle {
                 Shared {
                     window_ms,
                     own_quota: quota < limit,
+                    lowest_tier: (tier != Tier::NonEssential)
+                        .then(|| key_strategy(cfg, quota, Tier::NonEssential)),
                     gate,
                 },
             )
@@ -253,7 +255,11 @@ impl AdaptiveThrottle {
             inner.keys.peek(digest, &strategy, now_ms)
         };
         if rd.allowed {
-            let left = inner.global.peek(&rate, tier, now_us).remaining;
+            // Like the key's own room, the service-wide room reported is any tier's.
+            let left = inner
+                .global
+                .peek(&rate, Tier::NonEssential, now_us)
+                .remaining;
             rd.remaining = rd.remaining.min(left);
         }
         rd.limit = u64::from(quota);

@@ -234,3 +234,33 @@ fn a_service_that_stops_answering_has_its_limit_halved_until_it_answers_again() 
     }
     assert!(t.current_limit() >= 90, "back to {}", t.current_limit());
 }
+
+#[test]
+fn the_room_a_key_is_told_is_room_for_any_of_its_requests() {
+    let (t, clock) = manual(pinned_service(100).build().unwrap());
+    for k in ["b", "c", "d"] {
+        assert!(t.check(k, Tier::Standard).allowed);
+    }
+    // "a" sends critical work as fast as it is allowed; whenever it is told room remains, a
+    // request of its lowest tier is admitted too (the reserve kept for its critical work is not
+    // reported as room).
+    let mut told_room = 0;
+    // One of each every 60 ms: more than its quota of 25 per second, so it reaches the edge.
+    for _ in 0..200 {
+        for k in ["b", "c", "d"] {
+            t.check(k, Tier::Standard);
+        }
+        let critical = t.check("a", Tier::Critical);
+        if critical.allowed && critical.remaining > 0 {
+            told_room += 1;
+            let lowest = t.check("a", Tier::NonEssential);
+            assert!(
+                lowest.allowed,
+                "told {} remaining, then refused: {lowest:?}",
+                critical.remaining
+            );
+        }
+        clock.advance(Duration::from_millis(60));
+    }
+    assert!(told_room > 10, "room was reported {told_room} times");
+}
