@@ -252,7 +252,15 @@ impl AdaptiveThrottle {
                 },
             )
         } else {
-            inner.keys.peek(digest, &strategy, now_ms)
+            let mut rd = inner.keys.peek(digest, &strategy, now_ms);
+            if tier != Tier::NonEssential {
+                // The room reported is any tier's, as when consuming.
+                let lowest = key_strategy(cfg, quota, Tier::NonEssential);
+                let room = inner.keys.peek(digest, &lowest, now_ms);
+                rd.remaining = rd.remaining.min(room.remaining);
+                rd.reset_at = rd.reset_at.max(room.reset_at);
+            }
+            rd
         };
         if rd.allowed {
             // Like the key's own room, the service-wide room reported is any tier's.
