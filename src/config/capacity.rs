@@ -19,7 +19,7 @@ pub const DEFAULT_CAPACITY_TOLERANCE: f64 = 1.5;
 /// Recommended: growth per adjustment while the limit binds and latency stays at its floor.
 pub const DEFAULT_CAPACITY_PROBE_GAIN: f64 = 0.05;
 /// Recommended: growth per adjustment before the first sign of queueing (startup).
-pub const DEFAULT_CAPACITY_STARTUP_GAIN: f64 = 0.5;
+pub const DEFAULT_CAPACITY_STARTUP_GAIN: f64 = 0.35;
 /// Recommended: a limit that does not bind stays this far above the delivered rate.
 pub const DEFAULT_CAPACITY_HEADROOM: f64 = 1.5;
 /// Recommended: the deepest cut of one adjustment, as a fraction of the delivered rate.

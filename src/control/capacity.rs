@@ -524,10 +524,13 @@ mod tests {
 
     #[test]
     fn a_binding_limit_grows_at_startup_while_growth_pays_then_cruises_under_it() {
-        let mut e = CapacityEstimator::new(CapacityEstimate::default());
+        let mut e = CapacityEstimator::new(CapacityEstimate {
+            startup_gain: 0.5,
+            ..CapacityEstimate::default()
+        });
         e.observe(obs(0, 40.0, 0, 0, 100.0));
         feed(&mut e, 50);
-        // Startup: +50 % per adjustment while it binds at healthy latency.
+        // Startup: +50 % per adjustment (the gain set here) while it binds at healthy latency.
         let up = e.observe(obs(500, 40.0, 50, 50, 100.0)).unwrap();
         assert_eq!((up.reason, up.rate), (ChangeReason::Headroom, 150.0));
         feed(&mut e, 75);
