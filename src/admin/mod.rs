@@ -44,8 +44,9 @@
 //! | `GET /dlq/audit?limit=N` (feature `dlq`) | the latest audit entries of the dead-letter queue |
 //!
 //! Routes that need `Authorization: Bearer <token>` (401 without it, or when no token is
-//! configured; the comparison is constant-time). The actor recorded in the audit trail is the
-//! `X-Throttle-Actor` header, or `admin`:
+//! configured; checked before the body is read, the scheme case-insensitively, the token in
+//! constant time). The actor recorded in the audit trail is the `X-Throttle-Actor` header, or
+//! `admin`:
 //!
 //! | route | body |
 //! |---|---|
@@ -176,22 +177,15 @@ impl AdminOptions {
         state.history.sample(&state.registry);
         let sampling = history::start_sampler(&state);
         #[cfg(feature = "dlq")]
-        let routes = Router::new()
+        let operator = Router::new()
             .route("/dlq", get(dlq::list))
             .route("/dlq/audit", get(dlq::audit))
             .route("/dlq/replay", post(dlq::replay))
             .route("/dlq/purge", post(dlq::purge))
             .route("/dlq/purge-failed", post(dlq::purge_failed));
         #[cfg(not(feature = "dlq"))]
-        let routes = Router::new();
-        let routes = routes
-            .route("/", get(list))
-            .route("/metrics", get(metrics))
-            .route("/events", get(sse::events))
-            .route("/console", get(console))
-            .route("/{name}", get(one))
-            .route("/{name}/audit", get(audit))
-            .route("/{name}/history", get(history_of))
+        let operator = Router::new();
+        let operator = operator
             .route("/{name}/keys/{key}", get(key_status))
             .route("/{name}/kill-switch", post(kill_switch))
             .route("/{name}/emergency", post(emergency))
@@ -203,6 +197,21 @@ impl AdminOptions {
             .route("/{name}/reset", post(reset))
             .route("/{name}/rollback", post(rollback))
             .route("/{name}/config", put(swap_config))
+            // The credential is checked before any extractor runs: a request without it is
+            // answered 401 and its body is never read.
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            ));
+        let routes = Router::new()
+            .route("/", get(list))
+            .route("/metrics", get(metrics))
+            .route("/events", get(sse::events))
+            .route("/console", get(console))
+            .route("/{name}", get(one))
+            .route("/{name}/audit", get(audit))
+            .route("/{name}/history", get(history_of))
+            .merge(operator)
             .with_state(state.clone());
         if sampling {
             return routes;
@@ -363,6 +372,18 @@ impl IntoResponse for Refused {
     }
 }
 
+/// Refuses an operator request without the bearer token before its body is read.
+async fn require_token(
+    State(s): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorise(&s, request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
 /// The actor of an authorised request, or why it is refused.
 fn authorise(s: &AdminOptions, headers: &HeaderMap) -> Result<String, Refused> {
     use subtle::ConstantTimeEq;
@@ -374,8 +395,10 @@ fn authorise(s: &AdminOptions, headers: &HeaderMap) -> Result<String, Refused> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.trim().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start());
     if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
         return Err(Refused("missing or wrong bearer token"));
     }

@@ -323,3 +323,54 @@ async fn stats_include_the_concurrency_axis_when_configured() {
     assert_eq!(one["concurrency"]["inflight"], 1);
     assert!(one["concurrency"]["limit"].as_u64().unwrap() >= 1);
 }
+
+#[tokio::test]
+async fn the_credential_is_checked_before_the_body_is_read() {
+    let (registry, t) = setup();
+    let app = AdminOptions::new(registry).bearer_token(TOKEN).router();
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let requests = [
+        // Not JSON at all, with a content type the JSON extractor refuses (415 if judged).
+        Request::post("/api/kill-switch")
+            .header("content-type", "text/plain")
+            .body(Body::from("on"))
+            .unwrap(),
+        // Malformed JSON (400 if judged) and the wrong shape (422, naming the schema).
+        post("/api/emergency", None, "{"),
+        post("/api/emergency", None, r#"{"level":"high"}"#),
+        // Larger than the body limit (413 after buffering it, if judged).
+        Request::put("/api/config").body(Body::from(huge)).unwrap(),
+        post("/dlq/replay", Some("wrong"), "{"),
+    ];
+    for req in requests {
+        let uri = req.uri().clone();
+        let (status, body) = call(&app, req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}: {body}");
+        assert!(
+            !body.to_string().contains("level"),
+            "{uri}: nothing about the schema leaks: {body}"
+        );
+    }
+    assert!(!t.governance().state().kill_switch);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let (registry, t) = setup();
+    let app = AdminOptions::new(registry).bearer_token(TOKEN).router();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let req = Request::post("/api/disable")
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _) = call(&app, req).await;
+        assert_eq!(status, StatusCode::OK, "{scheme}");
+        assert!(t.is_disabled());
+        t.enable();
+    }
+    let req = Request::post("/api/disable")
+        .header("authorization", format!("Basic {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, req).await.0, StatusCode::UNAUTHORIZED);
+}
