@@ -179,7 +179,6 @@ impl AdminOptions {
         #[cfg(feature = "dlq")]
         let operator = Router::new()
             .route("/dlq", get(dlq::list))
-            .route("/dlq/audit", get(dlq::audit))
             .route("/dlq/replay", post(dlq::replay))
             .route("/dlq/purge", post(dlq::purge))
             .route("/dlq/purge-failed", post(dlq::purge_failed));
@@ -210,9 +209,11 @@ impl AdminOptions {
             .route("/console", get(console))
             .route("/{name}", get(one))
             .route("/{name}/audit", get(audit))
-            .route("/{name}/history", get(history_of))
-            .merge(operator)
-            .with_state(state.clone());
+            .route("/{name}/history", get(history_of));
+        // The queue's audit trail is read-only and holds no request data, like a throttle's.
+        #[cfg(feature = "dlq")]
+        let routes = routes.route("/dlq/audit", get(dlq::audit));
+        let routes = routes.merge(operator).with_state(state.clone());
         if sampling {
             return routes;
         }

@@ -382,7 +382,8 @@ impl ConcurrencyLimiter {
         st.probe = Probe::Active {
             started_at: now,
             saved,
-            rtts: Vec::with_capacity(p.request_count as usize),
+            // Grown as samples arrive, not reserved: the count may be large.
+            rtts: Vec::with_capacity((p.request_count as usize).min(1024)),
         };
         st.window = Window::default();
         s.probe_due.store(u64::MAX, Ordering::Release);
@@ -436,9 +437,12 @@ impl ConcurrencyLimiter {
             let extra = if jitter_ns == 0 {
                 0
             } else {
-                splitmix64(&mut st.rng) % (jitter_ns + 1)
+                // Saturating: a jitter of `u64::MAX` ns must not wrap the divisor to 0.
+                splitmix64(&mut st.rng) % jitter_ns.saturating_add(1)
             };
-            let next_at = now + p.interval + Duration::from_nanos(extra);
+            let next_at = now
+                .saturating_add(p.interval)
+                .saturating_add(Duration::from_nanos(extra));
             st.probe = Probe::Waiting { next_at };
             shared.probe_due.store(nanos(next_at), Ordering::Release);
             shared.limit.store(saved.floor() as u32, Ordering::Release);

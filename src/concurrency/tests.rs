@@ -323,3 +323,55 @@ fn many_threads_leave_nothing_in_flight() {
     });
     assert_eq!(l.inflight(), 0);
 }
+
+#[test]
+fn a_probe_interval_near_the_largest_duration_with_full_jitter_does_not_panic() {
+    // interval_ms near u64::MAX with jitter 1.0: the jitter in nanoseconds saturates at
+    // u64::MAX, and `% (jitter + 1)` used to wrap to a division by zero on every release.
+    let cfg = ConcurrencyConfig::builder()
+        .min_rtt_probe(MinRttProbe {
+            request_count: 1,
+            jitter: 1.0,
+            ..MinRttProbe::every(Duration::from_millis(u64::MAX - 1))
+        })
+        .build()
+        .unwrap();
+    let (l, clock) = limiter(cfg);
+    for _ in 0..3 {
+        l.try_acquire(Tier::Critical).unwrap().success();
+        clock.advance(ms(10));
+    }
+    assert_eq!(
+        l.stats().probes,
+        1,
+        "the first probe ran, the next is far away"
+    );
+}
+
+#[test]
+fn a_probe_count_beyond_the_bound_is_refused_and_a_large_one_reserves_nothing_up_front() {
+    use crate::ConfigError as E;
+    let too_many = ConcurrencyConfig::builder()
+        .min_rtt_probe(MinRttProbe {
+            request_count: u32::MAX,
+            ..MinRttProbe::every(Duration::from_secs(10))
+        })
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(too_many, E::TooLarge { name: "probe request_count", value, max }
+            if value == u64::from(u32::MAX) && max == u64::from(crate::config::MAX_PROBE_REQUEST_COUNT)),
+        "{too_many:?}"
+    );
+    assert!(too_many.to_string().contains("4294967295"), "{too_many}");
+    let cfg = ConcurrencyConfig::builder()
+        .min_rtt_probe(MinRttProbe {
+            request_count: crate::config::MAX_PROBE_REQUEST_COUNT,
+            ..MinRttProbe::every(Duration::from_secs(10))
+        })
+        .build()
+        .unwrap();
+    let (l, _clock) = limiter(cfg);
+    l.try_acquire(Tier::Critical).unwrap().success();
+    assert!(l.stats().probing);
+}

@@ -70,7 +70,7 @@ impl ThrottleConfigBuilder {
         skip_stale_samples: bool;
         /// Most keys tracked at once (default 100 000); idle keys are evicted first.
         max_keys: usize;
-        /// Capacity of the event channel (default 1024).
+        /// Capacity of the event channel (default 1024; 1 to [`MAX_EVENT_CAPACITY`](crate::config::MAX_EVENT_CAPACITY)).
         event_capacity: usize;
         /// How the limit is steered (recommended: the capacity estimate; Baldur: the ladder).
         adaptation: Adaptation;

@@ -159,7 +159,7 @@ pub struct MinRttProbe {
     pub interval: Duration,
     /// Largest extra delay as a fraction of `interval`, in `[0, 1]` (Envoy 0.15).
     pub jitter: f64,
-    /// Samples per probe (Envoy 50).
+    /// Samples per probe (Envoy 50), 1 to [`MAX_PROBE_REQUEST_COUNT`](crate::config::MAX_PROBE_REQUEST_COUNT).
     pub request_count: u32,
     /// The limit while probing (Envoy `min_concurrency` 3).
     pub probe_limit: u32,
@@ -447,6 +447,13 @@ impl ConcurrencyConfig {
             if p.request_count == 0 {
                 return Err(E::ZeroCapacity {
                     name: "probe request_count",
+                });
+            }
+            if p.request_count > super::MAX_PROBE_REQUEST_COUNT {
+                return Err(E::TooLarge {
+                    name: "probe request_count",
+                    value: u64::from(p.request_count),
+                    max: u64::from(super::MAX_PROBE_REQUEST_COUNT),
                 });
             }
             if p.probe_limit == 0 {

@@ -42,6 +42,10 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 pub const DEFAULT_WINDOW_BUCKETS: u32 = 10;
 /// Capacity of the event broadcast channel; slow subscribers lag rather than block.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+/// Largest accepted `event_capacity`: the channel allocates every slot up front.
+pub const MAX_EVENT_CAPACITY: usize = 1 << 16;
+/// Largest accepted `min_rtt_probe.request_count`: a probe keeps one latency per request.
+pub const MAX_PROBE_REQUEST_COUNT: u32 = 100_000;
 /// Window of the time-bucketed latency signal.
 pub const DEFAULT_BUCKETED_SIGNAL_WINDOW: Duration = Duration::from_secs(10);
 /// Percentile of the interval's samples that triggers the SLA rules in the recommended config.

@@ -82,6 +82,16 @@ pub enum ConfigError {
         /// The setting.
         name: &'static str,
     },
+    /// A count or capacity is above the largest the throttle accepts (it would allocate
+    /// without a useful bound).
+    TooLarge {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+        /// The largest accepted.
+        max: u64,
+    },
     /// The concurrency limits are not ordered `1 ≤ min ≤ initial ≤ max`.
     ConcurrencyLimitsOutOfOrder {
         /// Concurrency `min_limit`.
@@ -168,6 +178,9 @@ impl fmt::Display for ConfigError {
                 "sliding-window buckets must be between 1 and min(window in ms, 100000), got buckets={buckets} for window={window:?}"
             ),
             Self::ZeroCapacity { name } => write!(f, "{name} must be at least 1, got 0"),
+            Self::TooLarge { name, value, max } => {
+                write!(f, "{name} must be at most {max}, got {value}")
+            }
             Self::ConcurrencyLimitsOutOfOrder { min, initial, max } => write!(
                 f,
                 "concurrency limits must satisfy 1 <= min_limit <= initial_limit <= max_limit, got min_limit={min}, initial_limit={initial}, max_limit={max}"

@@ -223,3 +223,32 @@ fn serde_round_trips_and_validates() {
     assert!(err.to_string().contains("min_limit"), "{err}");
     assert!(serde_json::from_str::<ThrottleConfig>(r#"{"bogus": 1}"#).is_err());
 }
+
+#[test]
+fn an_event_capacity_beyond_the_bound_is_refused_naming_it() {
+    let e = ThrottleConfig::builder()
+        .event_capacity(1 << 40)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ConfigError::TooLarge {
+            name: "event_capacity",
+            value: 1 << 40,
+            max: MAX_EVENT_CAPACITY as u64,
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("event_capacity must be at most {MAX_EVENT_CAPACITY}, got 1099511627776")
+    );
+    let e = ThrottleConfig::builder()
+        .event_capacity(usize::MAX)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, ConfigError::TooLarge { .. }), "{e:?}");
+    assert!(ThrottleConfig::builder()
+        .event_capacity(MAX_EVENT_CAPACITY)
+        .build()
+        .is_ok());
+}

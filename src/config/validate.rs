@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{
     Adaptation, ConfigError, IncreaseSizing, RateStrategy, SignalKind, SlaTrigger, ThrottleConfig,
-    TrendEstimator,
+    TrendEstimator, MAX_EVENT_CAPACITY,
 };
 
 impl ThrottleConfig {
@@ -145,6 +145,13 @@ impl ThrottleConfig {
         if self.event_capacity == 0 {
             return Err(E::ZeroCapacity {
                 name: "event_capacity",
+            });
+        }
+        if self.event_capacity > MAX_EVENT_CAPACITY {
+            return Err(E::TooLarge {
+                name: "event_capacity",
+                value: self.event_capacity as u64,
+                max: MAX_EVENT_CAPACITY as u64,
             });
         }
         if let Adaptation::CapacityEstimate(c) = &self.adaptation {

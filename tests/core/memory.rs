@@ -65,3 +65,21 @@ fn a_million_distinct_keys_sharing_one_limit_stay_within_max_keys() {
         "{admitted} admitted, limit {limit}"
     );
 }
+
+#[test]
+fn the_largest_accepted_event_capacity_builds_a_working_throttle() {
+    use tower_adaptive_throttle::config::MAX_EVENT_CAPACITY;
+    let cfg = ThrottleConfig::builder()
+        .event_capacity(MAX_EVENT_CAPACITY)
+        .build()
+        .unwrap();
+    let (t, _clock) = manual(cfg);
+    let mut events = t.subscribe();
+    assert!(t.check("k", Tier::Standard).allowed);
+    t.governance().set_kill_switch(true);
+    assert!(events.try_recv().is_ok(), "events flow");
+    assert!(ThrottleConfig::builder()
+        .event_capacity(MAX_EVENT_CAPACITY + 1)
+        .build()
+        .is_err());
+}
