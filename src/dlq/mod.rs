@@ -65,8 +65,8 @@ mod store;
 
 #[cfg(feature = "dlq")]
 pub use capture::{
-    CaptureOptions, DeadLetterLayer, DeadLetterService, DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_REPLAY_HEADER,
+    CaptureOptions, DeadLetterLayer, DeadLetterService, DEFAULT_CREDENTIAL_HEADERS,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_REPLAY_HEADER,
 };
 #[cfg(feature = "dlq")]
 pub use replay::{

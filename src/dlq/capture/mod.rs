@@ -21,6 +21,18 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024;
 /// Header that marks a replayed request; such a request is never captured again.
 pub const DEFAULT_REPLAY_HEADER: HeaderName = HeaderName::from_static("x-throttle-replay");
 
+/// Credential headers that are not standard but common, dropped from captures by default
+/// (lower case, as `HeaderName` stores them).
+pub const DEFAULT_CREDENTIAL_HEADERS: [&str; 7] = [
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-access-token",
+    "x-amz-security-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+];
+
 /// What [`DeadLetterLayer`] captures. Consuming setters; every combination is valid.
 ///
 /// # Default
@@ -28,7 +40,10 @@ pub const DEFAULT_REPLAY_HEADER: HeaderName = HeaderName::from_static("x-throttl
 /// - methods: `GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS` (the idempotent ones; replay
 ///   re-executes the request from scratch, so `POST` only with [`method`](Self::method) when
 ///   the route is idempotent);
-/// - headers dropped: `Authorization`, `Cookie`, `Proxy-Authorization`;
+/// - headers dropped: `Authorization`, `Cookie`, `Proxy-Authorization` and the common
+///   credential headers [`DEFAULT_CREDENTIAL_HEADERS`] (`X-Api-Key`, `Api-Key`,
+///   `X-Auth-Token`, `X-Access-Token`, `X-Amz-Security-Token`, `X-CSRF-Token`,
+///   `X-XSRF-Token`);
 /// - body: captured when `Content-Length` (or an exact body size hint) is at most
 ///   [`DEFAULT_MAX_BODY_SIZE`];
 /// - replay marker header: [`DEFAULT_REPLAY_HEADER`].
@@ -63,7 +78,14 @@ impl Default for CaptureOptions {
                 Method::DELETE,
                 Method::OPTIONS,
             ],
-            sensitive: vec![AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION],
+            sensitive: [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION]
+                .into_iter()
+                .chain(
+                    DEFAULT_CREDENTIAL_HEADERS
+                        .iter()
+                        .map(|name| HeaderName::from_static(name)),
+                )
+                .collect(),
             allowed: Vec::new(),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             replay_header: DEFAULT_REPLAY_HEADER,
@@ -191,7 +213,9 @@ mod tests {
         h.insert("x-api-key", HeaderValue::from_static("k"));
         h.append("accept", HeaderValue::from_static("text/plain"));
         h.append("accept", HeaderValue::from_static("application/json"));
-        let o = CaptureOptions::new().sensitive_header(HeaderName::from_static("x-api-key"));
+        h.insert("x-auth-token", HeaderValue::from_static("t"));
+        // The common credential headers are dropped by default.
+        let o = CaptureOptions::new();
         let kept = o.kept_headers(&h);
         assert_eq!(kept.len(), 2);
         assert_eq!(kept.get_all("accept").iter().count(), 2);
