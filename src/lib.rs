@@ -85,7 +85,7 @@
 //! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
 //! | `conformance` | ThrottleKit's token budget and lease spender in [`strategy`] |
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
 pub mod admin;
