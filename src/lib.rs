@@ -87,6 +87,11 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The README's Rust blocks compile (and the ones that do not serve run) as doctests.
+#[cfg(all(doctest, feature = "axum", feature = "dlq"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "axum")]
 pub mod admin;
 mod admission;
