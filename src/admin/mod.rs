@@ -570,8 +570,25 @@ async fn swap_config(
     // Parsed here rather than by the `Json` extractor so a bad config answers with the
     // validation message naming the values.
     let parsed = serde_json::from_slice::<ThrottleConfig>(&body);
+    // The fields the body names: one it leaves out keeps its running value either way.
+    let named: Vec<String> = serde_json::from_slice::<serde_json::Map<String, Value>>(&body)
+        .map(|fields| fields.keys().cloned().collect())
+        .unwrap_or_default();
     operate(&s, &headers, &name, |t| {
         let cfg = parsed.map_err(|e| format!("invalid config: {e}"))?;
+        let refused: Vec<String> = t
+            .config()
+            .fixed_at_build_differences(&cfg)
+            .into_iter()
+            .filter(|(field, _)| named.iter().any(|n| n == field))
+            .map(|(field, values)| format!("{field} ({values})"))
+            .collect();
+        if !refused.is_empty() {
+            return Err(format!(
+                "fixed when the throttle is built, so a swap cannot apply: {}",
+                refused.join(", ")
+            ));
+        }
         t.swap_config(cfg);
         Ok(())
     })

@@ -449,6 +449,43 @@ impl ThrottleConfig {
     pub fn event_capacity(&self) -> usize {
         self.event_capacity
     }
+
+    /// The settings fixed when a throttle is built — the key table's size, the event channel,
+    /// the concurrency axis — that differ between `self` and `other`: each setting's name, and
+    /// both values.
+    pub(crate) fn fixed_at_build_differences(
+        &self,
+        other: &ThrottleConfig,
+    ) -> Vec<(&'static str, String)> {
+        let mut differ = Vec::new();
+        if self.max_keys != other.max_keys {
+            differ.push((
+                "max_keys",
+                format!("{} → {}", self.max_keys, other.max_keys),
+            ));
+        }
+        if self.event_capacity != other.event_capacity {
+            let values = format!("{} → {}", self.event_capacity, other.event_capacity);
+            differ.push(("event_capacity", values));
+        }
+        if self.concurrency != other.concurrency {
+            let state = |c: &Option<ConcurrencyConfig>| if c.is_some() { "on" } else { "off" };
+            let values = match (&self.concurrency, &other.concurrency) {
+                (Some(_), Some(_)) => "settings changed".to_owned(),
+                (a, b) => format!("{} → {}", state(a), state(b)),
+            };
+            differ.push(("concurrency", values));
+        }
+        differ
+    }
+
+    /// `self` with the settings fixed at build time taken from `running`.
+    pub(crate) fn with_fixed_from(mut self, running: &ThrottleConfig) -> ThrottleConfig {
+        self.max_keys = running.max_keys;
+        self.event_capacity = running.event_capacity;
+        self.concurrency = running.concurrency.clone();
+        self
+    }
     /// The concurrency axis, if on.
     pub fn concurrency(&self) -> Option<&ConcurrencyConfig> {
         self.concurrency.as_ref()

@@ -264,10 +264,13 @@ impl AdaptiveThrottle {
     }
 
     /// Replaces the configuration atomically and returns the previous one. The limit (clamped to
-    /// the new bounds), samples, key windows, freezes and ramp are kept. The concurrency axis is
-    /// built once, with the throttle: a swap does not replace it.
+    /// the new bounds), samples, key windows, freezes and ramp are kept. What is built once, with
+    /// the throttle — `max_keys`, `event_capacity` and the concurrency axis — stays as it is:
+    /// the swapped-in configuration keeps the running values of those, so
+    /// [`config`](Self::config) says what is in force. (The admin route refuses a body that
+    /// sets one of them to another value, naming it.)
     pub fn swap_config(&self, cfg: ThrottleConfig) -> ThrottleConfig {
-        let cfg = Arc::new(cfg);
+        let cfg = Arc::new(cfg.with_fixed_from(&self.inner.config.load()));
         let old = self.transition(|c, now, events| {
             self.inner.config.store(cfg.clone());
             events.push(ThrottleEvent::ConfigSwapped { at: now });

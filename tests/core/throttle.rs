@@ -240,3 +240,22 @@ fn overload_outcome_counts_as_at_least_an_sla_warning() {
     t.record_overload(ms(5));
     assert_eq!(t.current_limit(), 90);
 }
+
+#[test]
+fn a_swap_keeps_what_is_built_once_so_config_says_what_is_in_force() {
+    let t = tower_adaptive_throttle::AdaptiveThrottle::new(ThrottleConfig::default());
+    let running = t.config();
+    let swapped = ThrottleConfig::builder()
+        .max_keys(64)
+        .event_capacity(8)
+        .without_concurrency()
+        .max_limit(5000)
+        .build()
+        .unwrap();
+    t.swap_config(swapped);
+    let now = t.config();
+    assert_eq!(now.max_limit(), 5000, "what a swap can apply is applied");
+    assert_eq!(now.max_keys(), running.max_keys());
+    assert_eq!(now.event_capacity(), running.event_capacity());
+    assert_eq!(now.concurrency(), running.concurrency());
+}

@@ -374,3 +374,40 @@ async fn the_bearer_scheme_is_case_insensitive() {
         .unwrap();
     assert_eq!(call(&app, req).await.0, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_swap_refuses_the_settings_fixed_at_build_naming_them() {
+    let (registry, t) = setup();
+    let app = AdminOptions::new(registry).bearer_token(TOKEN).router();
+    let put = |body: &str| {
+        Request::put("/api/config")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let running_keys = t.config().max_keys();
+    let (status, body) = call(&app, put(r#"{"max_keys": 64, "max_limit": 5000}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("max_keys ({running_keys} → 64)")),
+        "{error}"
+    );
+    assert_eq!(t.config().max_keys(), running_keys, "nothing applied");
+    assert_ne!(t.config().max_limit(), 5000, "nothing applied");
+    let (status, body) = call(&app, put(r#"{"event_capacity": 8}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("event_capacity"));
+    // Turning the concurrency axis on (the preset has it off) cannot be applied either.
+    let (status, body) = call(&app, put(r#"{"concurrency": {}}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("concurrency (off → on)"));
+    // The same value, or leaving them out, is fine.
+    let same = format!(r#"{{"max_keys": {running_keys}, "max_limit": 5000}}"#);
+    let (status, body) = call(&app, put(&same)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(t.config().max_limit(), 5000);
+}
