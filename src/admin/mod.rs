@@ -30,7 +30,8 @@
 //! one, on the runtime of its first request), off the request path; the task ends once the
 //! router is dropped.
 //!
-//! Read-only routes:
+//! Read-only routes (open by default, since they hold no request data; behind the token with
+//! [`AdminOptions::reads_need_token`]):
 //!
 //! | route | answer |
 //! |---|---|
@@ -102,6 +103,7 @@ pub struct AdminOptions {
     tick: Duration,
     history_interval: Duration,
     timeline: Option<Timeline>,
+    reads_need_token: bool,
     #[cfg(feature = "dlq")]
     dlq: Option<dlq::DlqAdmin>,
 }
@@ -114,6 +116,7 @@ impl std::fmt::Debug for AdminOptions {
             .field("tick", &self.tick)
             .field("history_interval", &self.history_interval)
             .field("timeline", &self.timeline)
+            .field("reads_need_token", &self.reads_need_token)
             .finish_non_exhaustive()
     }
 }
@@ -127,9 +130,20 @@ impl AdminOptions {
             tick: Duration::from_secs(1),
             history_interval: Duration::from_secs(1),
             timeline: None,
+            reads_need_token: false,
             #[cfg(feature = "dlq")]
             dlq: None,
         }
+    }
+
+    /// Puts the read-only routes — stats, audit trails, history, `/metrics`, `/events` and the
+    /// console — behind the bearer token too (default: open, since they hold no request data;
+    /// a deployment that exposes the router beyond its operators should turn this on). The
+    /// console page then needs a proxy that adds the `Authorization` header, and a Prometheus
+    /// scrape its `authorization` setting.
+    pub fn reads_need_token(mut self, on: bool) -> Self {
+        self.reads_need_token = on;
+        self
     }
 
     /// Enables the per-key and mutating routes for requests bearing this token.
@@ -213,6 +227,14 @@ impl AdminOptions {
         // The queue's audit trail is read-only and holds no request data, like a throttle's.
         #[cfg(feature = "dlq")]
         let routes = routes.route("/dlq/audit", get(dlq::audit));
+        let routes = if state.reads_need_token {
+            routes.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            ))
+        } else {
+            routes
+        };
         let routes = routes.merge(operator).with_state(state.clone());
         if sampling {
             return routes;

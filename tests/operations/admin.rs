@@ -411,3 +411,40 @@ async fn a_swap_refuses_the_settings_fixed_at_build_naming_them() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(t.config().max_limit(), 5000);
 }
+
+#[tokio::test]
+async fn read_routes_are_open_by_default_and_can_be_put_behind_the_token() {
+    let reads = [
+        "/",
+        "/api",
+        "/api/audit",
+        "/api/history",
+        "/metrics",
+        "/console",
+    ];
+    let (registry, _t) = setup();
+    let open = AdminOptions::new(registry.clone())
+        .bearer_token(TOKEN)
+        .router();
+    for uri in reads {
+        assert_eq!(call(&open, get(uri)).await.0, StatusCode::OK, "{uri}");
+    }
+    let closed = AdminOptions::new(registry)
+        .bearer_token(TOKEN)
+        .reads_need_token(true)
+        .router();
+    for uri in reads.into_iter().chain(["/events"]) {
+        assert_eq!(
+            call(&closed, get(uri)).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
+    for uri in reads {
+        let req = Request::get(uri)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&closed, req).await.0, StatusCode::OK, "{uri}");
+    }
+}
