@@ -302,7 +302,9 @@ impl AdaptiveThrottle {
         let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
         let last = inner.recorded_at_nanos.load(Ordering::Relaxed);
         let due = u64::try_from(
-            (cfg.sample_interval * crate::control::STARVED_AFTER_INTERVALS).as_nanos(),
+            cfg.sample_interval
+                .saturating_mul(crate::control::STARVED_AFTER_INTERVALS)
+                .as_nanos(),
         )
         .unwrap_or(u64::MAX);
         if last == 0 || now_nanos.saturating_sub(last) < due {

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accepted_configs;
 mod audit;
 mod concurrency;
 mod governance;

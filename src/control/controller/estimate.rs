@@ -43,7 +43,10 @@ impl Controller {
         overdue: Duration,
         events: &mut Vec<crate::events::ThrottleEvent>,
     ) {
-        let due = self.cfg.sample_interval * STARVED_AFTER_INTERVALS;
+        let due = self
+            .cfg
+            .sample_interval
+            .saturating_mul(STARVED_AFTER_INTERVALS);
         if overdue < due || self.freeze != 0 {
             return;
         }
