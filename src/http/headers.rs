@@ -37,13 +37,15 @@ pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-r
 ///
 /// assert_eq!(retry_after_secs(Duration::ZERO), 1);
 /// assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+/// assert_eq!(retry_after_secs(Duration::MAX), u64::MAX);
 /// ```
 pub fn retry_after_secs(d: Duration) -> u64 {
     ceil_secs(d).max(1)
 }
 
 fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    // Saturating: a window or wait near `Duration::MAX` must not overflow.
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 /// Which rate-limit fields the layer writes.

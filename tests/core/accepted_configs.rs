@@ -1,6 +1,6 @@
 //! No accepted configuration can crash the process: random configurations, extreme values
-//! included, either fail `build()` or drive a throttle (check, acquire, record, stats) without a
-//! panic or an unbounded allocation.
+//! included, either fail `build()` or drive a throttle (check, acquire, record, stats) and the
+//! HTTP layer in front of a router without a panic or an unbounded allocation.
 
 use std::time::Duration;
 
@@ -11,7 +11,14 @@ use tower_adaptive_throttle::config::{
 };
 use tower_adaptive_throttle::{ThrottleConfig, Tier};
 
-use crate::support::{manual, proptest_config};
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::MockConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use tower_adaptive_throttle::AdaptiveThrottleLayer;
+
+use crate::support::{manual, proptest_config, respond};
 
 /// Draws values from a list of random words, with the edges likely.
 struct Draw(std::vec::IntoIter<u64>);
@@ -250,6 +257,19 @@ proptest! {
             }
             clock.advance(Duration::from_millis(advance_ms));
         }
+        // The same throttle behind the HTTP layer: headers, 429s and the response path.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let app = Router::new()
+                .route("/", get(|| async { "ok" }))
+                .layer(AdaptiveThrottleLayer::from_throttle(t.clone()))
+                .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40_000))));
+            for _ in 0..6 {
+                let res = respond(&app, crate::support::get("/")).await;
+                assert!(res.status().is_success() || res.status().as_u16() == 429, "{}", res.status());
+                clock.advance(Duration::from_millis(7));
+            }
+        });
         let stats = t.stats();
         prop_assert!(stats.current_limit >= t.config().min_limit());
         prop_assert!(stats.current_limit <= t.config().max_limit());
