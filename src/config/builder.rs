@@ -112,7 +112,9 @@ impl ThrottleConfigBuilder {
     /// not `min ≤ initial ≤ max`; `sla_critical ≤ sla_warning`; a ratio outside `(0, 1)`; a zero
     /// window, sample interval or stage interval; smoothing outside `(0, 1]`;
     /// `gradient_down_threshold ≥ gradient_up_threshold`; empty or non-increasing recovery
-    /// stages; a fraction of the pluggable inputs out of range; zero `max_keys`.
+    /// stages; a fraction of the pluggable inputs out of range; zero `max_keys`; an
+    /// `event_capacity` of 0 or above [`MAX_EVENT_CAPACITY`](crate::config::MAX_EVENT_CAPACITY).
+    /// Every range is listed in [`ThrottleConfig`]'s docs.
     pub fn build(self) -> Result<ThrottleConfig, ConfigError> {
         self.cfg.validate()?;
         Ok(self.cfg)

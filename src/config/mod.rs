@@ -141,6 +141,39 @@ pub enum RateStrategy {
 /// With the `serde` feature it (de)serialises as a flat object whose durations are integer
 /// milliseconds (`window_ms`, `sample_interval_ms`, …); missing fields take the recommended
 /// defaults, and deserialisation runs the same checks as `build()`.
+///
+/// # Ranges
+///
+/// What `build()` and deserialisation accept; anything else is a [`ConfigError`] naming the
+/// value. Every accepted value is safe: durations up to `Duration::MAX` and counts up to their
+/// type's maximum saturate rather than overflow, and nothing allocates ahead of traffic beyond
+/// the bounds below.
+///
+/// | setting | accepted |
+/// |---|---|
+/// | `min_limit`, `initial_limit`, `max_limit` | `1 ≤ min ≤ initial ≤ max ≤ u32::MAX` |
+/// | `window` | at least 1 ms |
+/// | `sample_interval`, `recovery_stage_interval` | more than zero |
+/// | `sla_warning`, `sla_critical` | `sla_warning < sla_critical` |
+/// | `recovery_jitter` | any |
+/// | `decrease_ratio`, `critical_decrease_ratio` | `(0, 1)` |
+/// | `smoothing_factor` | `(0, 1]` |
+/// | `gradient_down_threshold`, `gradient_up_threshold` | finite, `down < up` |
+/// | `increase_step` | at least 1 |
+/// | `min_samples` | any |
+/// | `recovery_stages` | not empty, each in `(0, 1]`, increasing |
+/// | `SlaTrigger::IntervalPercentile` | `(0, 1]` |
+/// | `TrendEstimator::LongShortBaseline::long_smoothing` | `(0, 1)` |
+/// | `TrendEstimator::NoLoadBaseline::rise_per_interval` | `[0, 1)` |
+/// | `IncreaseSizing::Proportional` | `(0, 1]` |
+/// | `SignalKind::TimeBucketed::window` | at least 2 s |
+/// | `RateStrategy::SlidingWindow::buckets` | `1 ≤ buckets ≤ min(window in ms, 100 000)` |
+/// | `RateStrategy::Gcra::burst_fraction` | `(0, 1]` |
+/// | `max_keys` | at least 1 (memory grows with the keys actually seen, up to it) |
+/// | `event_capacity` | `1 ..= MAX_EVENT_CAPACITY` (65 536; allocated up front) |
+/// | `KeyQuota::Fixed` | at least 1 |
+/// | [`CapacityEstimate`] | in its docs; each value names its range in the error |
+/// | [`ConcurrencyConfig`] | in its docs; `min_rtt_probe.request_count` at most `MAX_PROBE_REQUEST_COUNT` (100 000) |
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
