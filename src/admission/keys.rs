@@ -180,12 +180,30 @@ impl KeyTable {
             admitted.retry_after_ms = 0;
             admitted
         };
-        if let Some(lowest) = shared.lowest_tier {
-            let room = lowest.peek(&slot.state, now_ms);
-            admitted.remaining = admitted.remaining.min(room.remaining);
-            admitted.reset_at = admitted.reset_at.max(room.reset_at);
-        }
+        narrow_to_lowest_tier(
+            &mut admitted,
+            shared.lowest_tier.as_ref(),
+            &slot.state,
+            now_ms,
+        );
         admitted
+    }
+
+    /// [`peek`](Self::peek), reporting the room left for `lowest_tier` (when given) as
+    /// [`check_shared`](Self::check_shared) does.
+    pub(crate) fn peek_shared(
+        &self,
+        digest: u64,
+        strategy: &AnyStrategy,
+        lowest_tier: Option<&AnyStrategy>,
+        now_ms: u64,
+    ) -> RateDecision {
+        let shard = self.shard(digest).lock();
+        let cold = AnyState::default();
+        let state = shard.get(&digest).map_or(&cold, |slot| &slot.state);
+        let mut decision = strategy.peek(state, now_ms);
+        narrow_to_lowest_tier(&mut decision, lowest_tier, state, now_ms);
+        decision
     }
 
     pub(crate) fn digest<K: Hash + ?Sized>(&self, key: &K) -> u64 {
@@ -276,6 +294,21 @@ impl KeyTable {
 }
 
 /// Frees room in a full shard; returns how many keys were dropped.
+/// The room `decision` reports becomes the room left for the key's lowest tier, when given:
+/// what any of its requests may still use, not the reserve kept for its higher tiers.
+fn narrow_to_lowest_tier(
+    decision: &mut RateDecision,
+    lowest_tier: Option<&AnyStrategy>,
+    state: &AnyState,
+    now_ms: u64,
+) {
+    if let Some(lowest) = lowest_tier {
+        let room = lowest.peek(state, now_ms);
+        decision.remaining = decision.remaining.min(room.remaining);
+        decision.reset_at = decision.reset_at.max(room.reset_at);
+    }
+}
+
 fn sweep(shard: &mut Shard, cap: usize, strategy: &AnyStrategy, now_ms: u64) -> u64 {
     let before = shard.len();
     shard.retain(|_, slot| !strategy.is_idle(&slot.state, now_ms));

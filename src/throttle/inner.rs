@@ -230,6 +230,10 @@ impl AdaptiveThrottle {
             return (global_denial(global), quota);
         }
         let strategy = key_strategy(cfg, quota, tier);
+        // The room reported is any tier's: a client pacing by it is never refused for the
+        // reserve kept for its higher tiers.
+        let lowest_tier =
+            (tier != Tier::NonEssential).then(|| key_strategy(cfg, quota, Tier::NonEssential));
         let mut rd = if consume {
             let gate = || {
                 if inner.global.try_take(&rate, tier, now_us) {
@@ -246,21 +250,14 @@ impl AdaptiveThrottle {
                 Shared {
                     window_ms,
                     own_quota: quota < limit,
-                    lowest_tier: (tier != Tier::NonEssential)
-                        .then(|| key_strategy(cfg, quota, Tier::NonEssential)),
+                    lowest_tier,
                     gate,
                 },
             )
         } else {
-            let mut rd = inner.keys.peek(digest, &strategy, now_ms);
-            if tier != Tier::NonEssential {
-                // The room reported is any tier's, as when consuming.
-                let lowest = key_strategy(cfg, quota, Tier::NonEssential);
-                let room = inner.keys.peek(digest, &lowest, now_ms);
-                rd.remaining = rd.remaining.min(room.remaining);
-                rd.reset_at = rd.reset_at.max(room.reset_at);
-            }
-            rd
+            inner
+                .keys
+                .peek_shared(digest, &strategy, lowest_tier.as_ref(), now_ms)
         };
         if rd.allowed {
             // Like the key's own room, the service-wide room reported is any tier's.

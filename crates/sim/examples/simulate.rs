@@ -131,13 +131,13 @@ fn main() {
 }
 
 fn print_timeline(eval: &Evaluation, name: &str) {
-    if !eval.runs.iter().any(|r| r.policy == name) {
+    let Some(run) = eval.find(name) else {
         let names: Vec<&str> = eval.runs.iter().map(|r| r.policy.as_str()).collect();
         eprintln!("--timeline {name:?}: no such policy in this run; the policies are {names:?}");
         std::process::exit(2);
-    }
+    };
     println!("timeline of {name}: t, offered, rejected, good, p99 (2 s) ms, rate limit, concurrency limit, in flight, quota seen (mean Decision::limit)");
-    for b in &eval.get(name).bins {
+    for b in &run.bins {
         println!(
             "{:>5.1} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>6} {:>8}",
             b.t,

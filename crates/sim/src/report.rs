@@ -35,10 +35,13 @@ impl Evaluation {
     ///
     /// If no policy of that name ran.
     pub fn get(&self, name: &str) -> &RunReport {
-        self.runs
-            .iter()
-            .find(|r| r.policy == name)
+        self.find(name)
             .unwrap_or_else(|| panic!("no policy named {name:?} in this evaluation"))
+    }
+
+    /// The report of the policy named `name`, if it ran.
+    pub fn find(&self, name: &str) -> Option<&RunReport> {
+        self.runs.iter().find(|r| r.policy == name)
     }
 
     /// Goodput of `name` in phase `phase` as a fraction of the oracle's.
