@@ -262,7 +262,8 @@ impl AuditEvent for ThrottleEvent {
             | Self::BreakGlass { at, .. }
             | Self::ConfigSwapped { at }
             | Self::Reset { at }
-            | Self::EnabledChanged { at, .. } => *at,
+            | Self::EnabledChanged { at, .. }
+            | Self::StoreHealthChanged { at, .. } => *at,
         }
     }
 

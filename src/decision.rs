@@ -96,16 +96,20 @@ pub enum RejectReason {
     EmergencyTierBlocked,
     /// Full stop: nothing is admitted until break glass.
     FullStop,
+    /// The fleet's store is unreachable and the throttle fails closed
+    /// ([`StoreFallback::FailClosed`](crate::store::StoreFallback::FailClosed)).
+    StoreUnavailable,
 }
 
 impl RejectReason {
     /// Every reason.
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         Self::RateLimitExceeded,
         Self::ConcurrencyLimitExceeded,
         Self::ErrorBudgetCriticalNonEssentialBlocked,
         Self::EmergencyTierBlocked,
         Self::FullStop,
+        Self::StoreUnavailable,
     ];
 
     /// The snake_case name used in bodies, metrics and logs.
@@ -118,6 +122,7 @@ impl RejectReason {
             }
             Self::EmergencyTierBlocked => "emergency_tier_blocked",
             Self::FullStop => "full_stop",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 }

@@ -50,11 +50,13 @@ pub enum ChangeReason {
     CircuitBreaker,
     /// Break glass was used.
     BreakGlass,
+    /// The fleet's shared limit moved (another instance changed it, or a cold start loaded it).
+    Fleet,
 }
 
 impl ChangeReason {
     /// Every reason.
-    pub const ALL: [ChangeReason; 16] = [
+    pub const ALL: [ChangeReason; 17] = [
         Self::SlaCritical,
         Self::SlaWarning,
         Self::LatencyRising,
@@ -71,6 +73,7 @@ impl ChangeReason {
         Self::LoadShedding,
         Self::CircuitBreaker,
         Self::BreakGlass,
+        Self::Fleet,
     ];
 
     /// The snake_case name used in events, metrics and logs.
@@ -92,6 +95,7 @@ impl ChangeReason {
             Self::LoadShedding => "load_shedding",
             Self::CircuitBreaker => "circuit_breaker",
             Self::BreakGlass => "break_glass",
+            Self::Fleet => "fleet",
         }
     }
 
@@ -326,6 +330,16 @@ pub enum ThrottleEvent {
         /// Whether it now limits.
         enabled: bool,
     },
+    /// Fleet mode: the store stopped answering (admission follows the store fallback) or
+    /// answers again.
+    StoreHealthChanged {
+        /// Clock time.
+        at: Duration,
+        /// The store's health now.
+        health: crate::store::StoreHealth,
+        /// The last error, when it degraded.
+        error: Option<String>,
+    },
 }
 
 impl ThrottleEvent {
@@ -352,6 +366,7 @@ impl ThrottleEvent {
             Self::ConfigSwapped { .. } => "config_swapped",
             Self::Reset { .. } => "reset",
             Self::EnabledChanged { .. } => "enabled_changed",
+            Self::StoreHealthChanged { .. } => "store_health_changed",
         }
     }
 }

@@ -112,6 +112,7 @@ mod log;
 pub mod metrics;
 pub mod registry;
 mod signal;
+pub mod store;
 pub mod strategy;
 mod throttle;
 mod util;
@@ -125,7 +126,8 @@ pub use decision::{Axis, Decision, Outcome, ParseTierError, RejectReason, Tier};
 pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
-pub use throttle::{rules, AdaptiveThrottle, Governance, ThrottleStats};
+pub use store::Fleet;
+pub use throttle::{rules, AdaptiveThrottle, Governance, ThrottleBuilder, ThrottleStats};
 
 /// The snapshots a throttle reports: [`ThrottleStats`] and the parts it is made of.
 pub mod stats {
@@ -135,7 +137,7 @@ pub mod stats {
     pub use crate::counters::{CounterSnapshot, Direction, RttHistogram, RTT_BUCKETS_SECONDS};
     pub use crate::governance::GovernanceState;
     pub use crate::signal::SampleStats;
-    pub use crate::throttle::{CapacityStats, ThrottleStats};
+    pub use crate::throttle::{CapacityStats, FleetStats, ThrottleStats};
 }
 
 pub use crate::http::{

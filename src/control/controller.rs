@@ -553,8 +553,8 @@ impl Controller {
         true
     }
 
-    /// Sets the limit directly (an operator or an external input), clamped to the bounds.
-    #[cfg(test)]
+    /// Sets the limit directly (an operator or an external input such as the fleet's shared
+    /// limit), clamped to the bounds.
     pub(crate) fn override_limit(
         &mut self,
         limit: u32,

@@ -40,6 +40,10 @@ pin_project! {
         Rejected {
             response: Option<Response<Bytes>>,
         },
+        // Fleet mode: the store is deciding; then the request goes on as admitted or rejected.
+        Waiting {
+            decided: Pin<Box<dyn Future<Output = ResponseFuture<F, C>> + Send>>,
+        },
     }
 }
 
@@ -58,6 +62,14 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 
+    pub(crate) fn waiting(
+        decided: Pin<Box<dyn Future<Output = ResponseFuture<F, C>> + Send>>,
+    ) -> Self {
+        Self {
+            kind: Kind::Waiting { decided },
+        }
+    }
+
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             kind: Kind::Rejected {
@@ -72,6 +84,7 @@ impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
         let kind = match &self.kind {
             Kind::Admitted { .. } => "admitted",
             Kind::Rejected { .. } => "rejected",
+            Kind::Waiting { .. } => "waiting on the store",
         };
         f.debug_struct("ResponseFuture")
             .field("kind", &kind)
@@ -133,8 +146,13 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let KindProj::Waiting { decided } = self.as_mut().project().kind.project() {
+            let next = ready!(decided.as_mut().poll(cx));
+            self.as_mut().project().kind.set(next.kind);
+        }
         match self.project().kind.project() {
+            KindProj::Waiting { .. } => unreachable!("a decided request is admitted or rejected"),
             KindProj::Rejected { response } => {
                 let response = response
                     .take()

@@ -17,6 +17,7 @@ use super::layer::Shared;
 use super::tier::{FixedTier, TierExtractor};
 use super::ResponseBody;
 use crate::rules::RequestInfo;
+use crate::throttle::Admission;
 use crate::AdaptiveThrottle;
 
 /// The middleware built by [`AdaptiveThrottleLayer`](super::AdaptiveThrottleLayer).
@@ -80,15 +81,19 @@ impl<S: fmt::Debug, K, T, C, R> fmt::Debug for AdaptiveThrottleService<S, K, T, 
     }
 }
 
+/// `S: Clone + Send` and `ReqBody: Send` because in fleet mode a request may wait for the
+/// store before it is admitted: the service that was ready is taken into the response future
+/// (a clone left in its place, as tower's buffering middleware do) and called after the wait.
 impl<S, ReqBody, ResBody, K, T, C, R> Service<Request<ReqBody>>
     for AdaptiveThrottleService<S, K, T, C, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Body<Data = Bytes>,
-    K: KeyExtractor<ReqBody>,
-    T: TierExtractor<ReqBody>,
-    C: Classify<ResBody, S::Error> + Clone,
-    R: OnReject,
+    K: KeyExtractor<ReqBody> + Send + Sync + 'static,
+    T: TierExtractor<ReqBody> + Send + Sync + 'static,
+    C: Classify<ResBody, S::Error> + Clone + Send + Sync + 'static,
+    R: OnReject + Send + Sync + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -99,22 +104,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let throttle = &shared.throttle;
         let start = throttle.now();
-        let recorder = |classifier: &C, permit| Recorder {
-            throttle: throttle.clone(),
-            classifier: classifier.clone(),
-            start,
-            to_end_of_body: shared.options.to_end_of_body,
-            permit,
-        };
 
         if throttle.is_disabled() {
             // Pass-through: no check, no extensions, no headers. Samples still flow, as
             // `AdaptiveThrottle::disable` documents, so the limit is current when re-enabled.
-            let rec = recorder(&shared.classifier, None);
+            let rec = recorder(shared, None, start);
             return ResponseFuture::admitted(self.inner.call(req), Some(rec), None);
         }
         let info = RequestInfo {
@@ -131,7 +129,56 @@ where
         let key = shared.key.extract(&req);
         // Every configured axis, concurrency first; the permit holds the in-flight slot until
         // the response (or its body) completes.
-        let (decision, permit) = match throttle.acquire_at(&key, tier, start) {
+        match throttle.admit(&key, tier, start) {
+            Admission::Ready(admission) => {
+                respond(shared, &mut self.inner, req, tier, admission, start)
+            }
+            Admission::Wait(admission) => {
+                // The store decides: the ready service goes with the request.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                let shared = self.shared.clone();
+                ResponseFuture::waiting(Box::pin(async move {
+                    let admission = admission.await;
+                    respond(&shared, &mut inner, req, tier, admission, start)
+                }))
+            }
+        }
+    }
+}
+
+/// The recorder of one admitted request.
+fn recorder<K, T, C: Clone, R>(
+    shared: &Shared<K, T, C, R>,
+    permit: Option<crate::ConcurrencyPermit>,
+    start: std::time::Duration,
+) -> Recorder<C> {
+    Recorder {
+        throttle: shared.throttle.clone(),
+        classifier: shared.classifier.clone(),
+        start,
+        to_end_of_body: shared.options.to_end_of_body,
+        permit,
+    }
+}
+
+/// Answers a request once every axis has decided: a 429, or the inner service's call (timed).
+fn respond<S, ReqBody, ResBody, K, T, C, R>(
+    shared: &Shared<K, T, C, R>,
+    inner: &mut S,
+    mut req: Request<ReqBody>,
+    tier: crate::Tier,
+    admission: Result<crate::ConcurrencyPermit, crate::Decision>,
+    start: std::time::Duration,
+) -> ResponseFuture<S::Future, C>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    C: Clone,
+    R: OnReject,
+{
+    let throttle = &shared.throttle;
+    {
+        let (decision, permit) = match admission {
             Ok(permit) => (*permit.decision(), Some(permit)),
             Err(denied) => (denied, None),
         };
@@ -169,8 +216,8 @@ where
                 fields: Fields::new(&decision, throttle.window()),
                 options: shared.options.headers,
             });
-        let rec = recorder(&shared.classifier, permit);
-        ResponseFuture::admitted(self.inner.call(req), Some(rec), headers)
+        let rec = recorder(shared, permit, start);
+        ResponseFuture::admitted(inner.call(req), Some(rec), headers)
     }
 }
 

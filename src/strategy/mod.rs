@@ -14,10 +14,11 @@
 //! | [`SlidingWindow`] | `S + 1` sub-buckets; admit iff `Σ newest S + oldest·weight + cost ≤ limit` | `4·(S + 1)` bytes on the heap + 32 inline |
 //! | [`SlidingWindowLog`] | exact log of admitted units; admit iff `in-window + cost ≤ limit` | 16 bytes per distinct admission instant in the window |
 //! | `TokenBudget`¹ | epoch-aligned meter; admit while `served < budget`, the crossing debit counts in full | two `u64` |
-//! | `LeaseSpender`¹ | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
+//! | `LeaseSpender` | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
 //!
-//! ¹ Behind the `conformance` feature: no throttle uses them yet, so they are compiled only for
-//! the conformance test (and for users who opt in).
+//! ¹ Behind the `conformance` feature: no throttle uses it yet, so it is compiled only for the
+//! conformance test (and for users who opt in). Fleet mode's leased admission spends its leases
+//! with `LeaseSpender`.
 //!
 //! The formulas, their rounding and the order of floating-point operations are ThrottleKit's
 //! (contract version 1), so the crate's conformance test replays ThrottleKit's published golden
@@ -49,7 +50,6 @@ use std::fmt;
 mod any;
 mod fixed_window;
 mod gcra;
-#[cfg(feature = "conformance")]
 mod lease;
 mod sliding_window;
 mod sliding_window_log;
@@ -63,7 +63,6 @@ mod proptests;
 pub use any::{AnyState, AnyStrategy};
 pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
-#[cfg(feature = "conformance")]
 pub use lease::{LeaseSpend, LeaseSpender};
 pub use sliding_window::{
     SlidingWindow, SlidingWindowState, DEFAULT_BUCKETS, MAX_BUCKETS, MAX_SLIDING_WINDOW_LIMIT,

@@ -64,6 +64,8 @@ pub(super) struct Inner {
     pub(super) shed_at_nanos: AtomicU64,
     /// The concurrency axis, when the config has a concurrency section (see `concurrency/`).
     pub(super) concurrency: Option<ConcurrencyLimiter>,
+    /// Fleet mode: the store and what this instance holds of the fleet's budgets.
+    pub(super) fleet: Option<Box<super::fleet::FleetState>>,
 }
 
 pub(super) const NO_RTT: u64 = u64::MAX;
@@ -105,6 +107,7 @@ impl Inner {
             shadow_rejected: AtomicU64::new(0),
             overload_warning: Default::default(),
             shed_at_nanos: AtomicU64::new(u64::MAX),
+            fleet: None,
         }
     }
 
@@ -134,29 +137,59 @@ impl AdaptiveThrottle {
         consume: bool,
         now: Option<Duration>,
     ) -> Decision {
+        let now = now.unwrap_or_else(|| self.inner.clock.now());
+        match self.rate_prelude(tier, consume, now) {
+            Ok(limit) => self.check_local(digest, tier, consume, now, limit),
+            Err(decision) => decision,
+        }
+    }
+
+    /// What every rate-axis check does first: a disabled throttle admits, governance inputs
+    /// are polled, time-driven transitions applied, a blocked tier denied. Returns the tier's
+    /// limit, or the decision already made.
+    pub(super) fn rate_prelude(
+        &self,
+        tier: Tier,
+        consume: bool,
+        now: Duration,
+    ) -> Result<u32, Decision> {
         let inner = &*self.inner;
         if inner.disabled.load(Ordering::Relaxed) {
             if consume {
                 inner.counters.decision(tier, true, None);
             }
-            return Decision::unlimited(tier);
+            return Err(Decision::unlimited(tier));
         }
-        let now = now.unwrap_or_else(|| inner.clock.now());
         self.poll_governance(now);
         self.advance_if_due(|| now);
-        let limit = match inner.tier_limit(tier) {
-            Ok(limit) => limit,
+        match inner.tier_limit(tier) {
+            Ok(limit) => {
+                if consume {
+                    self.check_starved(now, &inner.config.load());
+                }
+                Ok(limit)
+            }
             Err(reason) => {
                 if consume {
                     inner.counters.decision(tier, false, Some(reason));
                 }
-                return self.blocked(reason, tier);
+                Err(self.blocked(reason, tier))
             }
-        };
-        let cfg = inner.config.load();
-        if consume {
-            self.check_starved(now, &cfg);
         }
+    }
+
+    /// The rate axis on this instance's own state, against `limit` (the tier's limit, or a
+    /// fleet instance's share of it while its store is away).
+    pub(super) fn check_local(
+        &self,
+        digest: u64,
+        tier: Tier,
+        consume: bool,
+        now: Duration,
+        limit: u32,
+    ) -> Decision {
+        let inner = &*self.inner;
+        let cfg = inner.config.load();
         let now_ms = as_millis_u64(now);
         let (rd, limit) = if cfg.key_quota.is_shared() {
             self.check_shared(digest, tier, consume, &cfg, limit, now)
@@ -173,18 +206,24 @@ impl AdaptiveThrottle {
             (rd, limit)
         };
         if consume {
-            inner.counters.decision(
-                tier,
-                rd.allowed,
-                (!rd.allowed).then_some(RejectReason::RateLimitExceeded),
-            );
-            if !rd.allowed {
-                inner
-                    .overload_warning
-                    .rejected(now, || (inner.counters.rejected_total(), limit));
-            }
+            self.count_rate(tier, rd.allowed, limit, now);
         }
         self.decision_from(rd, limit, tier, now_ms)
+    }
+
+    /// Counts one rate-axis decision in the counters (and the overload warning).
+    pub(super) fn count_rate(&self, tier: Tier, allowed: bool, limit: u32, now: Duration) {
+        let inner = &*self.inner;
+        inner.counters.decision(
+            tier,
+            allowed,
+            (!allowed).then_some(RejectReason::RateLimitExceeded),
+        );
+        if !allowed {
+            inner
+                .overload_warning
+                .rejected(now, || (inner.counters.rejected_total(), limit));
+        }
     }
 
     /// The rate axis when keys share one service-wide limit: the key's quota (its fair share
@@ -334,7 +373,7 @@ impl AdaptiveThrottle {
 
     /// A denial by a governance input: nothing is consumed; retry after a sample interval (at
     /// least a second), when the input may have changed.
-    fn blocked(&self, reason: RejectReason, tier: Tier) -> Decision {
+    pub(super) fn blocked(&self, reason: RejectReason, tier: Tier) -> Decision {
         let retry = self
             .inner
             .config
@@ -354,7 +393,13 @@ impl AdaptiveThrottle {
         d
     }
 
-    fn decision_from(&self, rd: RateDecision, limit: u32, tier: Tier, now_ms: u64) -> Decision {
+    pub(super) fn decision_from(
+        &self,
+        rd: RateDecision,
+        limit: u32,
+        tier: Tier,
+        now_ms: u64,
+    ) -> Decision {
         Decision {
             allowed: rd.allowed,
             limit,
@@ -447,6 +492,15 @@ impl AdaptiveThrottle {
             result
         };
         inner.counters.events(&events);
+        if let Some(fleet) = inner.fleet.as_deref() {
+            // A move of the local controller is written to the fleet at once.
+            let moved_here = events.iter().any(|e| {
+                matches!(e, ThrottleEvent::LimitChanged(c) if c.reason != crate::ChangeReason::Fleet)
+            });
+            if moved_here {
+                fleet.wake.notify_one();
+            }
+        }
         for event in events {
             crate::log::event(&event);
             inner.audit.record_event(&event);
@@ -470,7 +524,7 @@ impl AdaptiveThrottle {
 
 /// The service-wide cell's parameters for `limit` per window: the configured GCRA burst (half
 /// the limit for other strategies), lower tiers held to their share of it.
-fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
+pub(super) fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
     // The service sees the sum of every key's bursts: a tenth of a window at most, so a burst
     // the service admits at once queues for no longer than that.
     let fraction = match cfg.rate_strategy {

@@ -15,11 +15,16 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+mod builder;
+mod fleet;
 mod governance;
 mod inner;
 pub mod rules;
 mod stats;
 
+pub use builder::ThrottleBuilder;
+pub(crate) use fleet::Admission;
+pub use fleet::FleetStats;
 pub use governance::Governance;
 pub use stats::{CapacityStats, ThrottleStats};
 
@@ -28,7 +33,7 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::concurrency::ConcurrencyPermit;
 use crate::config::ThrottleConfig;
 use crate::control::Regime;
-use crate::decision::{Decision, Outcome, RejectReason, Tier};
+use crate::decision::{Decision, RejectReason, Tier};
 use crate::events::ThrottleEvent;
 use inner::Inner;
 use rules::{RequestInfo, RuleSet};
@@ -77,6 +82,34 @@ impl AdaptiveThrottle {
         Self {
             inner: Arc::new(Inner::new(cfg, Arc::new(clock))),
         }
+    }
+
+    /// A builder for a throttle with a name, a clock, or a fleet store (see
+    /// [`ThrottleBuilder`]).
+    pub fn builder(cfg: ThrottleConfig) -> ThrottleBuilder {
+        ThrottleBuilder::new(cfg)
+    }
+
+    /// Checks one request like [`check`](Self::check); in fleet mode it awaits the store when
+    /// it must — a strict check, or a lease miss — and nothing else. Without a store, or on a
+    /// lease hit, it is ready at once.
+    pub async fn check_async<K: Hash + ?Sized>(&self, key: &K, tier: Tier) -> Decision {
+        match self.fleet() {
+            None => self.check(key, tier),
+            Some(fleet) => {
+                let digest = fleet.digest(key);
+                match self.fleet_check(digest, tier, self.now()) {
+                    fleet::FleetCheck::Ready(d) => d,
+                    fleet::FleetCheck::Wait(f) => f.await,
+                }
+            }
+        }
+    }
+
+    /// Fleet mode's state (store health, fleet size, shared limit, round trips), or `None`
+    /// without a store.
+    pub fn fleet_stats(&self) -> Option<FleetStats> {
+        self.fleet().map(fleet::FleetState::stats)
     }
 
     /// Time on the throttle's clock.
@@ -150,31 +183,22 @@ impl AdaptiveThrottle {
         tier: Tier,
         now: std::time::Duration,
     ) -> Result<ConcurrencyPermit, Decision> {
-        let permit = match self.inner.concurrency.as_ref() {
+        let permit = self.acquire_slot(tier)?;
+        fleet::join_permit(permit, self.check_at(key, tier, now))
+    }
+
+    /// The concurrency axis's slot for one request of `tier` (`None` without the axis, or
+    /// while disabled), or its denial.
+    fn acquire_slot(&self, tier: Tier) -> Result<Option<ConcurrencyPermit>, Decision> {
+        match self.inner.concurrency.as_ref() {
             Some(limiter) if !self.is_disabled() => match limiter.try_acquire(tier) {
-                Ok(permit) => Some(permit),
+                Ok(permit) => Ok(Some(permit)),
                 Err(denied) => {
                     self.note_rejection(tier, RejectReason::ConcurrencyLimitExceeded);
-                    return Err(denied);
+                    Err(denied)
                 }
             },
-            _ => None,
-        };
-        let rate = self.check_at(key, tier, now);
-        match permit {
-            None if rate.allowed => Ok(ConcurrencyPermit::unlimited(rate)),
-            None => Err(rate),
-            Some(mut permit) => {
-                if rate.allowed {
-                    // Admitted: the per-window quota is what clients are told about (the
-                    // in-flight limit is not a quota per window).
-                    permit.decision = rate;
-                    Ok(permit)
-                } else {
-                    permit.set_outcome(Outcome::Ignore);
-                    Err(rate)
-                }
-            }
+            _ => Ok(None),
         }
     }
 
@@ -293,6 +317,9 @@ impl AdaptiveThrottle {
         });
         self.inner.keys.clear();
         self.inner.global.reset();
+        if let Some(fleet) = self.fleet() {
+            fleet.clear();
+        }
         self.inner.shadow_rejected.store(0, Ordering::Relaxed);
         self.inner.counters.reset();
     }

@@ -83,6 +83,7 @@ impl AdaptiveThrottle {
             ramp,
             governance,
             breaker,
+            fleet: self.fleet_stats(),
         }
     }
 
@@ -165,6 +166,8 @@ pub struct ThrottleStats {
     pub governance: GovernanceState,
     /// The built-in breaker's counters, if attached.
     pub breaker: Option<BreakerStats>,
+    /// Fleet mode's state, when the throttle has a store.
+    pub fleet: Option<super::FleetStats>,
 }
 
 /// The figures behind the capacity estimate, as of its latest adjustment.

@@ -1,0 +1,286 @@
+//! [`MemoryStore`]: the store contract in process memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use super::{CompareAndSet, FleetView, Grant, LimitBounds, LimitSource, Store, StoreFuture, Take};
+use crate::clock::Clock;
+
+/// The [`Store`] contract in process memory: throttles of one process built on clones of one
+/// `MemoryStore` share limits and budgets exactly as instances sharing a Redis do.
+///
+/// For tests (with a [`ManualClock`](crate::ManualClock), windows move with it) and for
+/// several throttles of one process that must share a budget. Budgets of past windows are
+/// dropped as new ones are taken, so memory follows the keys active in the current window.
+#[derive(Clone, Debug)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: Option<Arc<dyn Clock>>,
+    seed: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Per (name, key): (window index, units taken).
+    budgets: HashMap<(String, u64), (u64, u64)>,
+    limits: HashMap<String, u32>,
+    safe: HashMap<String, u32>,
+    /// Per name: instance → last heartbeat (store ms).
+    instances: HashMap<String, HashMap<String, u64>>,
+    /// The window index budgets were last swept at.
+    swept: u64,
+    failing: bool,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store on the system clock (windows aligned to unix time).
+    pub fn new() -> Self {
+        Self {
+            state: Arc::default(),
+            clock: None,
+            seed: foldhash::fast::RandomState::default().hash_one(0x5eed_u64),
+        }
+    }
+
+    /// A store whose clock is `clock` (its time reads as unix ms), so windows move with a
+    /// [`ManualClock`](crate::ManualClock) or paused tokio time.
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            clock: Some(Arc::new(clock)),
+            ..Self::new()
+        }
+    }
+
+    /// Makes every call fail (`true`) or succeed again (`false`): a store outage for tests of
+    /// the fallbacks.
+    pub fn set_failing(&self, failing: bool) {
+        self.state.lock().failing = failing;
+    }
+
+    fn now_ms(&self) -> u64 {
+        let now = match &self.clock {
+            Some(clock) => clock.now(),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        };
+        u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State, u64) -> T,
+    ) -> StoreFuture<'static, T> {
+        let now = self.now_ms();
+        let result = {
+            let mut state = self.state.lock();
+            if state.failing {
+                Err(super::StoreError::Unavailable(
+                    "memory store set failing".into(),
+                ))
+            } else {
+                Ok(f(&mut state, now))
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+use std::hash::BuildHasher;
+
+impl Store for MemoryStore {
+    fn take<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
+        let name = take.name.to_owned();
+        self.run(move |state, now| {
+            let window = now / take.window_ms;
+            if window != state.swept {
+                state.budgets.retain(|_, (w, _)| *w >= window);
+                state.swept = window;
+            }
+            let entry = state.budgets.entry((name, take.key)).or_insert((window, 0));
+            if entry.0 != window {
+                *entry = (window, 0);
+            }
+            let granted = take.want.min(take.limit.saturating_sub(entry.1));
+            entry.1 += granted;
+            Grant {
+                granted,
+                used: entry.1,
+                reset_in_ms: (window + 1) * take.window_ms - now,
+                window,
+            }
+        })
+    }
+
+    fn load_limit<'a>(
+        &'a self,
+        name: &'a str,
+        default: u32,
+        bounds: LimitBounds,
+    ) -> StoreFuture<'a, (u32, LimitSource)> {
+        let name = name.to_owned();
+        self.run(move |state, _| {
+            if let Some(&current) = state.limits.get(&name) {
+                return (bounds.clamp(current), LimitSource::Current);
+            }
+            let (limit, source) = match state.safe.get(&name) {
+                Some(&safe) => (bounds.clamp(safe), LimitSource::Safe),
+                None => (bounds.clamp(default), LimitSource::Default),
+            };
+            state.limits.insert(name, limit);
+            (limit, source)
+        })
+    }
+
+    fn set_limit<'a>(
+        &'a self,
+        name: &'a str,
+        limit: u32,
+        bounds: LimitBounds,
+        save_safe: bool,
+    ) -> StoreFuture<'a, (Option<u32>, u32)> {
+        let name = name.to_owned();
+        self.run(move |state, _| {
+            let new = bounds.clamp(limit);
+            if save_safe {
+                state.safe.insert(name.clone(), new);
+            }
+            (state.limits.insert(name, new), new)
+        })
+    }
+
+    fn compare_and_set_limit<'a>(
+        &'a self,
+        name: &'a str,
+        expected: u32,
+        limit: u32,
+        bounds: LimitBounds,
+    ) -> StoreFuture<'a, CompareAndSet> {
+        let name = name.to_owned();
+        self.run(move |state, _| match state.limits.get(&name) {
+            Some(&current) if current != expected => CompareAndSet::Mismatch(current),
+            _ => {
+                let new = bounds.clamp(limit);
+                state.limits.insert(name, new);
+                CompareAndSet::Set(new)
+            }
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        name: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, FleetView> {
+        let (name, instance) = (name.to_owned(), instance.to_owned());
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.run(move |state, now| {
+            let live = state.instances.entry(name.clone()).or_default();
+            live.insert(instance, now);
+            live.retain(|_, seen| now.saturating_sub(*seen) <= ttl);
+            FleetView {
+                instances: u32::try_from(live.len()).unwrap_or(u32::MAX).max(1),
+                limit: state.limits.get(&name).copied(),
+            }
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.run(|_, _| ())
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn block_on<T>(f: StoreFuture<'_, T>) -> T {
+        // Memory futures are ready at once.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = f;
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r.unwrap(),
+            std::task::Poll::Pending => unreachable!("memory store futures are ready"),
+        }
+    }
+    use std::future::Future;
+
+    #[test]
+    fn memory_store_grants_up_to_the_limit_per_window() {
+        let clock = ManualClock::new();
+        let s = MemoryStore::with_clock(clock.clone());
+        let g = block_on(s.take(Take::new("api", 1, 1000, 5, 3)));
+        assert_eq!(
+            (g.granted, g.used, g.reset_in_ms, g.window),
+            (3, 3, 1000, 0)
+        );
+        let g = block_on(s.take(Take::new("api", 1, 1000, 5, 3)));
+        assert_eq!((g.granted, g.used), (2, 5));
+        assert_eq!(block_on(s.take(Take::new("api", 1, 1000, 5, 1))).granted, 0);
+        // Another key has its own budget; the next window starts afresh.
+        assert_eq!(block_on(s.take(Take::new("api", 2, 1000, 5, 5))).granted, 5);
+        clock.advance(Duration::from_millis(1250));
+        let g = block_on(s.take(Take::new("api", 1, 1000, 5, 4)));
+        assert_eq!((g.granted, g.reset_in_ms, g.window), (4, 750, 1));
+    }
+
+    #[test]
+    fn memory_store_limit_cold_start_then_cas() {
+        let s = MemoryStore::with_clock(ManualClock::new());
+        let b = LimitBounds { min: 10, max: 500 };
+        assert_eq!(
+            block_on(s.load_limit("api", 100, b)),
+            (100, LimitSource::Default)
+        );
+        assert_eq!(
+            block_on(s.load_limit("api", 7, b)),
+            (100, LimitSource::Current)
+        );
+        assert_eq!(block_on(s.set_limit("api", 900, b, true)), (Some(100), 500));
+        assert_eq!(
+            block_on(s.compare_and_set_limit("api", 100, 50, b)),
+            CompareAndSet::Mismatch(500)
+        );
+        assert_eq!(
+            block_on(s.compare_and_set_limit("api", 500, 5, b)),
+            CompareAndSet::Set(10)
+        );
+        // A store that lost its current limit restarts from the last safe one.
+        s.state.lock().limits.clear();
+        assert_eq!(
+            block_on(s.load_limit("api", 100, b)),
+            (500, LimitSource::Safe)
+        );
+    }
+
+    #[test]
+    fn memory_store_counts_live_instances() {
+        let clock = ManualClock::new();
+        let s = MemoryStore::with_clock(clock.clone());
+        let ttl = Duration::from_secs(3);
+        assert_eq!(block_on(s.heartbeat("api", "a", ttl)).instances, 1);
+        assert_eq!(block_on(s.heartbeat("api", "b", ttl)).instances, 2);
+        clock.advance(Duration::from_secs(4));
+        assert_eq!(block_on(s.heartbeat("api", "b", ttl)).instances, 1);
+        s.set_failing(true);
+        assert!(std::pin::pin!(s.ping())
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+            .is_ready());
+    }
+}

@@ -1,0 +1,313 @@
+//! Where a fleet of throttles keeps what it shares: the service-wide limit and each key's
+//! window budget.
+//!
+//! Without a store a throttle keeps everything in its own memory, as it always has. With one
+//! (see [`AdaptiveThrottle::builder`](crate::AdaptiveThrottle::builder)), instances that share
+//! the store and a name share one limit:
+//!
+//! - [`RedisStore`] (feature `redis`): one Redis or a Redis Cluster. Every script touches keys
+//!   of one hash slot, so it runs on Cluster as on a single node.
+//! - [`MemoryStore`]: the same contract in process memory, for tests and for several throttles
+//!   of one process that must share a budget.
+//!
+//! The [`Store`] trait is the contract between them and the throttle. Its operations are few
+//! and atomic (each one Lua script on Redis): take from a key's window budget, and the shared
+//! limit's clamp-and-set, compare-and-set and cold-start load. The throttle wraps every call
+//! in a timeout and decides what an error means ([`StoreFallback`]); a store only reports.
+//!
+//! Fleet windows are aligned to the epoch on the store's clock: window index = unix time in
+//! ms ÷ window in ms, so "admitted per window" means the same on every instance.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisStore;
+
+/// The default bound on every store call of a throttle in fleet mode.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(50);
+/// How often a throttle checks a degraded store (Baldur's health-check interval).
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// The default lease: a tenth of a key's limit per window.
+pub const DEFAULT_LEASE_FRACTION: f64 = 0.1;
+
+/// A boxed, sendable future of a store operation.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// How a fleet shares each key's budget per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Fleet {
+    /// One atomic store operation per check: exact, one round trip per request.
+    Strict,
+    /// Each instance leases a slice of a key's window budget and spends it locally; the slice
+    /// dies with its window, so the fleet never admits more than the limit per window, at any
+    /// fleet size. A lease hit costs no round trip; misses on one key share one lease request,
+    /// and refills are fetched before the slice runs out.
+    #[default]
+    Leased,
+}
+
+/// What a throttle does while its store is unreachable (three failed calls in a row, until a
+/// health check succeeds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum StoreFallback {
+    /// Hold the last known-good limit and admit locally: each instance takes its share of each
+    /// key's limit (the limit ÷ the last known fleet size). Never "no limit", never "block all".
+    #[default]
+    SafeOpen,
+    /// Admit everything on the rate axis (the concurrency axis still protects the instance).
+    FailOpen,
+    /// Reject everything with [`RejectReason::StoreUnavailable`](crate::RejectReason), for
+    /// limits that guard something worth more than availability.
+    FailClosed,
+}
+
+/// Whether a throttle's store answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum StoreHealth {
+    /// Calls succeed.
+    Connected,
+    /// Calls failed repeatedly: the throttle runs on its [`StoreFallback`] until a health check
+    /// succeeds.
+    Degraded,
+}
+
+impl StoreHealth {
+    /// The snake_case name used in stats, metrics and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::Degraded => "degraded",
+        }
+    }
+}
+
+/// A store call that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached, or the connection broke.
+    Unavailable(String),
+    /// The call did not answer within the throttle's store timeout.
+    Timeout(Duration),
+    /// The store answered something the protocol does not expect.
+    Protocol(String),
+    /// The store's address or options are invalid.
+    Config(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
+            Self::Timeout(d) => write!(f, "store call timed out after {} ms", d.as_millis()),
+            Self::Protocol(e) => write!(f, "unexpected store reply: {e}"),
+            Self::Config(e) => write!(f, "invalid store configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A request to take from one key's budget in the current fleet window.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Take<'a> {
+    /// The throttle's fleet-wide name.
+    pub name: &'a str,
+    /// The key's fleet digest (see [`Store::seed`]).
+    pub key: u64,
+    /// The window length, in ms (at least 1).
+    pub window_ms: u64,
+    /// The key's limit per window.
+    pub limit: u64,
+    /// How many units to take; the grant may be smaller (down to 0, a denial).
+    pub want: u64,
+}
+
+impl<'a> Take<'a> {
+    /// A request for `want` units of `key`'s budget of `limit` per `window_ms`.
+    pub fn new(name: &'a str, key: u64, window_ms: u64, limit: u64, want: u64) -> Self {
+        Self {
+            name,
+            key,
+            window_ms: window_ms.max(1),
+            limit,
+            want,
+        }
+    }
+}
+
+/// What a [`Take`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grant {
+    /// Units granted: `min(want, limit − used before)`; 0 is a denial.
+    pub granted: u64,
+    /// Units taken from the window so far, this grant included.
+    pub used: u64,
+    /// Time left in the window when the store decided, in ms (at least 1).
+    pub reset_in_ms: u64,
+    /// The window's index (unix ms ÷ window ms on the store's clock).
+    pub window: u64,
+}
+
+/// Where a cold start found the shared limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum LimitSource {
+    /// The fleet's current limit.
+    Current,
+    /// No current limit: the last safe limit, copied into current.
+    Safe,
+    /// Neither: the instance's default, written as current.
+    Default,
+}
+
+/// The bounds a shared limit is clamped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitBounds {
+    /// The lowest limit.
+    pub min: u32,
+    /// The highest limit.
+    pub max: u32,
+}
+
+impl LimitBounds {
+    /// `value` clamped into the bounds.
+    pub fn clamp(self, value: u32) -> u32 {
+        value.clamp(self.min, self.max.max(self.min))
+    }
+}
+
+/// The outcome of [`Store::compare_and_set_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareAndSet {
+    /// The limit was as expected (or absent) and is now the new value (clamped).
+    Set(u32),
+    /// Another instance moved it first: the limit in force.
+    Mismatch(u32),
+}
+
+/// What one heartbeat learns about the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetView {
+    /// Instances that heartbeated within the time to live, this one included (at least 1).
+    pub instances: u32,
+    /// The shared limit, when one is set.
+    pub limit: Option<u32>,
+}
+
+/// The operations a fleet needs from its store. Each is atomic on the store.
+///
+/// Implemented by [`RedisStore`] and [`MemoryStore`]; the throttle adds timeouts, health and
+/// fallbacks around it.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Takes up to `take.want` units of a key's budget in the current window (window-aligned on
+    /// the store's clock). Never grants past the limit.
+    fn take<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant>;
+
+    /// Cold start: the fleet's current limit if one is set; else the last safe limit (copied
+    /// into current); else `default` (written as current). Clamped to `bounds`.
+    fn load_limit<'a>(
+        &'a self,
+        name: &'a str,
+        default: u32,
+        bounds: LimitBounds,
+    ) -> StoreFuture<'a, (u32, LimitSource)>;
+
+    /// Clamp-and-set: sets the shared limit to `limit` clamped to `bounds`, and when
+    /// `save_safe`, records it as the last safe limit (kept 24 h). Returns (previous, new);
+    /// previous is `None` when none was set.
+    fn set_limit<'a>(
+        &'a self,
+        name: &'a str,
+        limit: u32,
+        bounds: LimitBounds,
+        save_safe: bool,
+    ) -> StoreFuture<'a, (Option<u32>, u32)>;
+
+    /// Sets the shared limit to `limit` (clamped) only if it is `expected` (or absent).
+    fn compare_and_set_limit<'a>(
+        &'a self,
+        name: &'a str,
+        expected: u32,
+        limit: u32,
+        bounds: LimitBounds,
+    ) -> StoreFuture<'a, CompareAndSet>;
+
+    /// Records that `instance` is alive for `ttl`, and returns the fleet's size and limit.
+    fn heartbeat<'a>(
+        &'a self,
+        name: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, FleetView>;
+
+    /// A cheap round trip, for health checks.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// The fleet-wide secret that seeds key digests: every instance sharing the store hashes a
+    /// key to the same digest, and a client cannot choose keys that collide with another's.
+    fn seed(&self) -> u64;
+}
+
+/// The store's name for a key's window budget: one hash slot per key, so keys spread over a
+/// cluster.
+pub(crate) fn budget_key(prefix: &str, name: &str, key: u64) -> String {
+    format!("{prefix}k:{{{name}:{key:016x}}}")
+}
+
+/// The store's names for a throttle's shared limit, last safe limit and live instances: one
+/// hash slot (`{name}`), so one script may touch all three.
+pub(crate) fn limit_keys(prefix: &str, name: &str) -> [String; 3] {
+    [
+        format!("{prefix}l:{{{name}}}:limit"),
+        format!("{prefix}l:{{{name}}}:safe"),
+        format!("{prefix}l:{{{name}}}:instances"),
+    ]
+}
+
+/// How long the last safe limit is kept (Baldur: the default TTL × 24).
+pub(crate) const SAFE_LIMIT_TTL: Duration = Duration::from_secs(86_400);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_keys_put_each_budget_in_its_own_slot_and_a_limit_in_one() {
+        assert_eq!(budget_key("t:", "api", 255), "t:k:{api:00000000000000ff}");
+        let [limit, safe, instances] = limit_keys("t:", "api");
+        for k in [&limit, &safe, &instances] {
+            assert!(k.contains("{api}"), "{k}");
+        }
+    }
+
+    #[test]
+    fn store_bounds_clamp_even_when_inverted() {
+        let b = LimitBounds { min: 10, max: 5 };
+        assert_eq!(b.clamp(1), 10);
+        assert_eq!(LimitBounds { min: 1, max: 9 }.clamp(50), 9);
+    }
+}

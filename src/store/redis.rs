@@ -1,0 +1,446 @@
+//! [`RedisStore`]: the store contract on Redis or Redis Cluster, one Lua script per operation.
+//!
+//! The only file that names the `redis` crate. Every script's keys share one hash slot (a
+//! key's budget is alone in its slot; a throttle's limit keys share `{name}`), so each runs on
+//! Cluster as on one node. Scripts run by SHA and are loaded again on `NOSCRIPT` (redis-rs's
+//! `Script`). Window time is the server's (`TIME`), so instances with skewed clocks still agree
+//! on window boundaries.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Script, Value};
+
+use super::{
+    budget_key, limit_keys, CompareAndSet, FleetView, Grant, LimitBounds, LimitSource, Store,
+    StoreError, StoreFuture, Take, SAFE_LIMIT_TTL,
+};
+
+/// The key prefix of everything the crate stores.
+const DEFAULT_PREFIX: &str = "throttle:";
+
+/// How long connecting (and each reconnection attempt) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Takes up to `want` units of one key's window budget. The window is the server's: index =
+/// unix ms ÷ window ms. A hash holds the window index and the units taken in it; a new window
+/// starts at zero. Returns {granted, used, ms left in the window, window index}.
+const TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local idx = math.floor(now / window)
+local cur = redis.call('HMGET', KEYS[1], 'w', 'n')
+local used = 0
+if tonumber(cur[1]) == idx then used = tonumber(cur[2]) or 0 end
+local granted = math.min(want, math.max(limit - used, 0))
+if granted > 0 then
+  used = used + granted
+  redis.call('HSET', KEYS[1], 'w', idx, 'n', used)
+  redis.call('PEXPIRE', KEYS[1], (idx + 1) * window - now + 1000)
+end
+return {granted, used, (idx + 1) * window - now, idx}
+";
+
+/// Cold start (Baldur): current if set; else the last safe limit, copied into current; else
+/// the default, written. Clamped to [min, max]. Returns {limit, source}.
+const LOAD_LIMIT: &str = r"
+local function clamp(v) return math.max(tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), v)) end
+local cur = redis.call('GET', KEYS[1])
+if cur then return {clamp(tonumber(cur)), 'current'} end
+local safe = redis.call('HGET', KEYS[2], 'limit')
+if safe then
+  local v = clamp(tonumber(safe))
+  redis.call('SET', KEYS[1], v)
+  return {v, 'safe'}
+end
+local v = clamp(tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], v)
+return {v, 'default'}
+";
+
+/// Clamp-and-set (Baldur): sets the limit, optionally records it as the last safe limit with
+/// its time. Returns {previous or -1, new}.
+const SET_LIMIT: &str = r"
+local v = math.max(tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), tonumber(ARGV[1])))
+local prev = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], v)
+if ARGV[4] == '1' then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[2], 'limit', v, 'updated_at', t[1])
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+end
+if prev then return {tonumber(prev), v} end
+return {-1, v}
+";
+
+/// Compare-and-set (Baldur): refuses with the limit in force unless it is the expected one or
+/// absent. Returns {1, new} or {0, actual}.
+const CAS_LIMIT: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) ~= tonumber(ARGV[1]) then return {0, tonumber(cur)} end
+local v = math.max(tonumber(ARGV[3]), math.min(tonumber(ARGV[4]), tonumber(ARGV[2])))
+redis.call('SET', KEYS[1], v)
+return {1, v}
+";
+
+/// Heartbeat: this instance is alive now; instances silent for longer than the time to live
+/// are dropped. Returns {live instances, limit or -1}.
+const HEARTBEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[2], ttl * 2)
+local n = redis.call('ZCARD', KEYS[2])
+local limit = redis.call('GET', KEYS[1])
+if limit then return {n, tonumber(limit)} end
+return {n, -1}
+";
+
+/// The scripts, hashed once.
+struct Scripts {
+    take: Script,
+    load_limit: Script,
+    set_limit: Script,
+    cas_limit: Script,
+    heartbeat: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            take: Script::new(TAKE),
+            load_limit: Script::new(LOAD_LIMIT),
+            set_limit: Script::new(SET_LIMIT),
+            cas_limit: Script::new(CAS_LIMIT),
+            heartbeat: Script::new(HEARTBEAT),
+        }
+    }
+}
+
+/// One connection handle; both kinds are cheap to clone and multiplex concurrent calls.
+#[derive(Clone)]
+enum Connection {
+    /// One node, reconnecting by itself (redis-rs's `ConnectionManager`).
+    Single(ConnectionManager),
+    /// A Redis Cluster: slot map, redirections and reconnection handled by redis-rs.
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        match self.clone() {
+            Self::Single(mut c) => call.invoke_async(&mut c).await,
+            Self::Cluster(mut c) => call.invoke_async(&mut c).await,
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self.clone() {
+            Self::Single(mut c) => cmd.query_async(&mut c).await,
+            Self::Cluster(mut c) => cmd.query_async(&mut c).await,
+        }
+    }
+}
+
+/// A [`Store`] on Redis: one node ([`connect`](Self::connect)) or a Redis Cluster
+/// ([`connect_cluster`](Self::connect_cluster)).
+///
+/// Cheap to clone; clones share the connection, which reconnects by itself after Redis goes
+/// away. Everything it writes is under the prefix `throttle:` (see
+/// [`with_prefix`](Self::with_prefix)) and expires on its own: a key's budget a second after
+/// its window, the instance list after twice its time to live, the last safe limit after 24 h.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tower_adaptive_throttle::store::StoreError> {
+/// use tower_adaptive_throttle::{store::RedisStore, AdaptiveThrottle, Fleet, ThrottleConfig};
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// let t = AdaptiveThrottle::builder(ThrottleConfig::default())
+///     .name("api")
+///     .store(store.clone())
+///     .fleet(Fleet::Leased)
+///     .build();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    scripts: std::sync::Arc<Scripts>,
+    prefix: std::sync::Arc<str>,
+    seed: u64,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("kind", &kind)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Connects to one Redis node (`redis://host:port/db`, `rediss://` needs a TLS feature of
+    /// redis-rs that this crate does not enable).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for an invalid URL, [`StoreError::Unavailable`] when Redis does
+    /// not answer within a second.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            // The throttle bounds every call with its own timeout; here only a backstop.
+            .set_response_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Self::from_connection(Connection::Single(manager)).await
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(CONNECT_TIMEOUT)
+            .retries(2)
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        Self::from_connection(Connection::Cluster(connection)).await
+    }
+
+    async fn from_connection(connection: Connection) -> Result<Self, StoreError> {
+        let mut store = Self {
+            connection,
+            scripts: std::sync::Arc::new(Scripts::new()),
+            prefix: DEFAULT_PREFIX.into(),
+            seed: 0,
+        };
+        store.seed = store.fleet_seed().await?;
+        Ok(store)
+    }
+
+    /// The same store with every key under `prefix` instead of `throttle:` (for several
+    /// independent fleets on one Redis). The key seed is the new prefix's.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the seed cannot be read.
+    pub async fn with_prefix(mut self, prefix: &str) -> Result<Self, StoreError> {
+        self.prefix = prefix.into();
+        self.seed = self.fleet_seed().await?;
+        Ok(self)
+    }
+
+    /// The fleet's key seed: set once by whichever instance comes first (`SET NX`), read by
+    /// all.
+    async fn fleet_seed(&self) -> Result<u64, StoreError> {
+        use std::hash::BuildHasher;
+        let key = format!("{}seed", self.prefix);
+        let candidate = foldhash::fast::RandomState::default().hash_one(std::process::id());
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(candidate.to_string()).arg("NX");
+        self.connection
+            .query::<Value>(&set)
+            .await
+            .map_err(unavailable)?;
+        let seed: String = self
+            .connection
+            .query(redis::cmd("GET").arg(&key))
+            .await
+            .map_err(unavailable)?;
+        seed.parse()
+            .map_err(|_| StoreError::Protocol(format!("key seed {seed:?} is not a number")))
+    }
+
+    fn limit_keys(&self, name: &str) -> [String; 3] {
+        limit_keys(&self.prefix, name)
+    }
+}
+
+fn int(v: &Value, what: &str) -> Result<i64, StoreError> {
+    match v {
+        Value::Int(n) => Ok(*n),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| StoreError::Protocol(format!("{what}: not an integer"))),
+        other => Err(StoreError::Protocol(format!("{what}: {other:?}"))),
+    }
+}
+
+fn ints<const N: usize>(v: Value, what: &str) -> Result<[i64; N], StoreError> {
+    match v {
+        Value::Array(items) if items.len() == N => {
+            let mut out = [0; N];
+            for (slot, item) in out.iter_mut().zip(&items) {
+                *slot = int(item, what)?;
+            }
+            Ok(out)
+        }
+        other => Err(StoreError::Protocol(format!("{what}: {other:?}"))),
+    }
+}
+
+fn to_u32(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Store for RedisStore {
+    fn take<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
+        Box::pin(async move {
+            let mut call = self
+                .scripts
+                .take
+                .key(budget_key(&self.prefix, take.name, take.key));
+            call.arg(take.window_ms).arg(take.limit).arg(take.want);
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let [granted, used, reset_in, window] = ints::<4>(reply, "take")?;
+            Ok(Grant {
+                granted: granted.max(0) as u64,
+                used: used.max(0) as u64,
+                reset_in_ms: reset_in.max(1) as u64,
+                window: window.max(0) as u64,
+            })
+        })
+    }
+
+    fn load_limit<'a>(
+        &'a self,
+        name: &'a str,
+        default: u32,
+        bounds: LimitBounds,
+    ) -> StoreFuture<'a, (u32, LimitSource)> {
+        Box::pin(async move {
+            let [limit, safe, _] = self.limit_keys(name);
+            let mut call = self.scripts.load_limit.key(limit);
+            call.key(safe).arg(default).arg(bounds.min).arg(bounds.max);
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let Value::Array(items) = reply else {
+                return Err(StoreError::Protocol("load_limit: not an array".into()));
+            };
+            let limit = items.first().map(|v| int(v, "load_limit")).transpose()?;
+            let source = match items.get(1) {
+                Some(Value::BulkString(s)) if s == b"current" => LimitSource::Current,
+                Some(Value::BulkString(s)) if s == b"safe" => LimitSource::Safe,
+                Some(Value::BulkString(s)) if s == b"default" => LimitSource::Default,
+                other => return Err(StoreError::Protocol(format!("load_limit: {other:?}"))),
+            };
+            Ok((bounds.clamp(to_u32(limit.unwrap_or(0))), source))
+        })
+    }
+
+    fn set_limit<'a>(
+        &'a self,
+        name: &'a str,
+        limit: u32,
+        bounds: LimitBounds,
+        save_safe: bool,
+    ) -> StoreFuture<'a, (Option<u32>, u32)> {
+        Box::pin(async move {
+            let [limit_key, safe, _] = self.limit_keys(name);
+            let mut call = self.scripts.set_limit.key(limit_key);
+            call.key(safe)
+                .arg(limit)
+                .arg(bounds.min)
+                .arg(bounds.max)
+                .arg(if save_safe { "1" } else { "0" })
+                .arg(SAFE_LIMIT_TTL.as_secs());
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let [previous, new] = ints::<2>(reply, "set_limit")?;
+            Ok(((previous >= 0).then(|| to_u32(previous)), to_u32(new)))
+        })
+    }
+
+    fn compare_and_set_limit<'a>(
+        &'a self,
+        name: &'a str,
+        expected: u32,
+        limit: u32,
+        bounds: LimitBounds,
+    ) -> StoreFuture<'a, CompareAndSet> {
+        Box::pin(async move {
+            let [limit_key, _, _] = self.limit_keys(name);
+            let mut call = self.scripts.cas_limit.key(limit_key);
+            call.arg(expected)
+                .arg(limit)
+                .arg(bounds.min)
+                .arg(bounds.max);
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let [ok, value] = ints::<2>(reply, "compare_and_set_limit")?;
+            Ok(if ok == 1 {
+                CompareAndSet::Set(to_u32(value))
+            } else {
+                CompareAndSet::Mismatch(to_u32(value))
+            })
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        name: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, FleetView> {
+        Box::pin(async move {
+            let [limit_key, _, instances] = self.limit_keys(name);
+            let mut call = self.scripts.heartbeat.key(limit_key);
+            call.key(instances)
+                .arg(instance)
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let [n, limit] = ints::<2>(reply, "heartbeat")?;
+            Ok(FleetView {
+                instances: to_u32(n).max(1),
+                limit: (limit >= 0).then(|| to_u32(limit)),
+            })
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let _: Value = self
+                .connection
+                .query(&redis::cmd("PING"))
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+}
