@@ -84,6 +84,9 @@ impl<S, ReqBody, ResBody, K, T, C, R> Service<Request<ReqBody>>
     for AdaptiveThrottleService<S, K, T, C, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    // `Send + 'static` so a rejected request's unread body can ride in the 429's extensions
+    // (`RejectedBody`): hyper's, axum's and `http-body-util`'s bodies all are.
+    ReqBody: Send + 'static,
     ResBody: Body<Data = Bytes>,
     K: KeyExtractor<ReqBody>,
     T: TierExtractor<ReqBody>,
@@ -148,13 +151,16 @@ where
                     shared.options.headers,
                 );
                 // Marks the 429 as the throttle's own, so a `DeadLetterLayer` outside can park
-                // the request for replay.
-                res.extensions_mut().insert(super::ThrottleRejected::new(
+                // the request for replay; and hands back the body, unread, so that layer reads
+                // only rejected bodies and lets admitted ones stream through untouched.
+                let extensions = res.extensions_mut();
+                extensions.insert(super::ThrottleRejected::new(
                     decision
                         .reason
                         .unwrap_or(crate::RejectReason::RateLimitExceeded),
                     decision.tier,
                 ));
+                extensions.insert(super::RejectedBody::new(req.into_body()));
                 // Our own 429 never feeds the controller: nothing is recorded.
                 return ResponseFuture::rejected(res);
             }
