@@ -144,7 +144,8 @@ pub use crate::http::{
     AdaptiveThrottleLayer, AdaptiveThrottleService, Classify, KeyExtractor, OnReject, TierExtractor,
 };
 
-// The marker the HTTP layer inserts into its 429s (read by the dead-letter queue's capture).
 #[cfg(feature = "dlq")]
 pub use dlq::{CaptureOptions, DeadLetterLayer, DeadLetterQueue, DlqEvent, Replayer};
-pub use http::ThrottleRejected;
+// The marker and the unread body the HTTP layer puts in its 429s (read by the dead-letter
+// queue's capture).
+pub use http::{RejectedBody, ThrottleRejected};

@@ -105,6 +105,7 @@ fn stats(q: &DeadLetterQueue) -> Value {
         "failed_dropped": s.failed_dropped,
         "body_too_large": s.body_too_large,
         "body_unknown_length": s.body_unknown_length,
+        "body_unreadable": s.body_unreadable,
         "tier_skipped": s.tier_skipped,
     })
 }

@@ -11,14 +11,17 @@
 //!   stores a request when its response is a 429 carrying the [`ThrottleRejected`] marker —
 //!   only for idempotent methods, never for replays, without `Authorization`, `Cookie`,
 //!   `Proxy-Authorization` or configured sensitive headers, and only with a declared body of at
-//!   most `max_body_size` bytes (others are counted, not stored).
+//!   most `max_body_size` bytes (others are counted, not stored). It reads no body on the way
+//!   in: the throttle hands a rejected request's unread body back in its 429
+//!   ([`RejectedBody`]), and only that body is read; admitted bodies stream through untouched.
 //! - [`Replayer`] (replay): sends captured requests through a tower service (usually the app)
 //!   with the `x-throttle-replay` header, in batches of 10 every 100 ms slowed ×2 / ×4 / ×10 as
 //!   capacity falls ([`pace_multiplier`]), while the throttle is healthy; started by hand
 //!   ([`Replayer::replay_once`]) or by the throttle's events ([`Replayer::spawn_auto_replay`]:
 //!   breaker closed, limit recovered to ≥ 50 % of initial).
 //!
-//! [`ThrottleRejected`] is always available; everything else needs the `dlq` feature.
+//! [`ThrottleRejected`] and [`RejectedBody`] are always available; everything else needs the
+//! `dlq` feature.
 //!
 //! # Only idempotent work
 //!
@@ -53,8 +56,8 @@
 // Without the feature only the marker is built; the links above point at feature-gated items.
 #![cfg_attr(not(feature = "dlq"), allow(rustdoc::broken_intra_doc_links))]
 
-// The marker lives with the HTTP layer that inserts it; the queue reads it.
-pub use crate::http::ThrottleRejected;
+// The marker and the hand-back live with the HTTP layer that inserts them; the queue reads them.
+pub use crate::http::{RejectedBody, ThrottleRejected};
 
 #[cfg(feature = "dlq")]
 pub mod capture;

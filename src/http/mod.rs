@@ -129,7 +129,7 @@ pub use key::{
     DEFAULT_IPV6_PREFIX,
 };
 pub use layer::AdaptiveThrottleLayer;
-pub use rejected::ThrottleRejected;
+pub use rejected::{RejectedBody, ThrottleRejected};
 pub use service::AdaptiveThrottleService;
 pub use swap::Swappable;
 pub use tier::{FixedTier, TierExtractor, TierHeader};

@@ -84,6 +84,8 @@ impl<S: fmt::Debug, K, T, C, R> fmt::Debug for AdaptiveThrottleService<S, K, T, 
 /// `S: Clone + Send` and `ReqBody: Send` because in fleet mode a request may wait for the
 /// store before it is admitted: the service that was ready is taken into the response future
 /// (a clone left in its place, as tower's buffering middleware do) and called after the wait.
+/// `ReqBody: Send + 'static` also lets a rejected request's unread body ride in the 429's
+/// extensions (`RejectedBody`) for a `DeadLetterLayer`.
 impl<S, ReqBody, ResBody, K, T, C, R> Service<Request<ReqBody>>
     for AdaptiveThrottleService<S, K, T, C, R>
 where
@@ -163,7 +165,7 @@ fn recorder<K, T, C: Clone, R>(
 }
 
 /// Answers a request once every axis has decided: a 429, or the inner service's call (timed).
-fn respond<S, ReqBody, ResBody, K, T, C, R>(
+fn respond<S, ReqBody: Send + 'static, ResBody, K, T, C, R>(
     shared: &Shared<K, T, C, R>,
     inner: &mut S,
     mut req: Request<ReqBody>,
@@ -195,13 +197,16 @@ where
                     shared.options.headers,
                 );
                 // Marks the 429 as the throttle's own, so a `DeadLetterLayer` outside can park
-                // the request for replay.
-                res.extensions_mut().insert(super::ThrottleRejected::new(
+                // the request for replay; and hands back the body, unread, so that layer reads
+                // only rejected bodies and lets admitted ones stream through untouched.
+                let extensions = res.extensions_mut();
+                extensions.insert(super::ThrottleRejected::new(
                     decision
                         .reason
                         .unwrap_or(crate::RejectReason::RateLimitExceeded),
                     decision.tier,
                 ));
+                extensions.insert(super::RejectedBody::new(req.into_body()));
                 // Our own 429 never feeds the controller: nothing is recorded.
                 return ResponseFuture::rejected(res);
             }

@@ -20,6 +20,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 1),
     ("governance", 1),
     ("admission", 1),
+    // Where a fleet keeps what it shares (memory or Redis); knows nothing of throttles.
+    ("store", 1),
     ("events", 2),
     ("breaker", 2),
     ("counters", 3),

@@ -9,7 +9,8 @@ use http::header::{HeaderName, AUTHORIZATION, CONTENT_LENGTH, COOKIE, PROXY_AUTH
 use http::{Method, Request, Response, StatusCode};
 use tower::{service_fn, Layer};
 use tower_adaptive_throttle::dlq::{
-    CaptureOptions, DeadLetterLayer, DeadLetterQueue, DlqEvent, DEFAULT_REPLAY_HEADER,
+    CaptureOptions, DeadLetterLayer, DeadLetterQueue, DlqEvent, ThrottleRejected,
+    DEFAULT_REPLAY_HEADER,
 };
 use tower_adaptive_throttle::{RejectReason, Tier};
 
@@ -71,16 +72,53 @@ async fn sensitive_headers_are_stripped_unless_explicitly_allowed() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn body_within_the_limit_is_captured_and_handed_on_intact() {
+async fn body_within_the_limit_is_read_back_from_the_rejection_and_captured() {
     let dlq = DeadLetterQueue::default();
     let stand_in = StandIn::overloaded();
     let svc = DeadLetterLayer::new(dlq.clone(), CaptureOptions::new().max_body_size(8))
         .layer(stand_in.service());
     send(&svc, put("/items/1", "12345678")).await;
     assert_eq!(dlq.list()[0].request.body().as_ref(), b"12345678");
-    assert_eq!(stand_in.seen.lock().unwrap()[0].body.as_ref(), b"12345678");
+    // The rejecter handed the body back unread; the capture layer read it from the 429.
+    assert_eq!(stand_in.seen.lock().unwrap()[0].body, None);
     assert_eq!(dlq.list()[0].request.method(), Method::PUT);
     assert_eq!(dlq.list()[0].request.uri(), "/items/1");
+
+    // Admitted: the app gets the body as it was sent, and nothing is stored.
+    stand_in.overloaded.store(false, Ordering::SeqCst);
+    assert_eq!(send(&svc, put("/items/2", "abc")).await, StatusCode::OK);
+    assert_eq!(
+        stand_in.seen.lock().unwrap()[1].body.as_deref(),
+        Some(&b"abc"[..])
+    );
+    assert_eq!(dlq.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_that_does_not_hand_the_body_back_is_counted_unless_the_body_is_empty() {
+    // A rejecter that sets the marker but keeps the body (it never reaches the app either).
+    let dlq = DeadLetterQueue::default();
+    let svc = DeadLetterLayer::new(dlq.clone(), CaptureOptions::new()).layer(service_fn(
+        |_request: Request<Body>| async move {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response.extensions_mut().insert(ThrottleRejected::new(
+                RejectReason::RateLimitExceeded,
+                Tier::Standard,
+            ));
+            Ok::<_, Infallible>(response)
+        },
+    ));
+    assert_eq!(
+        send(&svc, put("/items/1", "abc")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert!(dlq.is_empty());
+    assert_eq!(dlq.stats().body_unreadable, 1);
+    // Without a body there is nothing to hand back: captured as before.
+    send(&svc, get("/items/2")).await;
+    assert_eq!(dlq.list()[0].request.uri(), "/items/2");
+    assert_eq!(dlq.stats().body_unreadable, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,20 +141,23 @@ async fn body_over_the_limit_or_of_unknown_length_is_not_captured_and_is_counted
     let stats = dlq.stats();
     assert_eq!((stats.body_too_large, stats.body_unknown_length), (1, 1));
     assert_eq!(stats.captured, 0);
-    // Not captured, but passed through untouched.
-    {
-        let seen = stand_in.seen.lock().unwrap();
-        assert_eq!(seen[0].body.as_ref(), b"123456789");
-        assert_eq!(seen[1].body.as_ref(), b"abc");
-    }
 
-    // Admitted requests are not counted: only rejections that could not be kept are.
+    // Admitted requests are not counted: only rejections that could not be kept are. Their
+    // bodies, whatever their size, reach the app untouched.
     stand_in.overloaded.store(false, Ordering::SeqCst);
     assert_eq!(
         send(&svc, put("/items/3", "123456789")).await,
         StatusCode::OK
     );
+    let unknown = Request::put("/items/4")
+        .body(Body::new(Chunked(Some(Bytes::from_static(b"abc")))))
+        .unwrap();
+    assert_eq!(send(&svc, unknown).await, StatusCode::OK);
     assert_eq!(dlq.stats().body_too_large, 1);
+    assert_eq!(dlq.stats().body_unknown_length, 1);
+    let seen = stand_in.seen.lock().unwrap();
+    assert_eq!(seen[2].body.as_deref(), Some(&b"123456789"[..]));
+    assert_eq!(seen[3].body.as_deref(), Some(&b"abc"[..]));
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,7 +14,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, Service};
 use tower_adaptive_throttle::dlq::{
-    CaptureOptions, DeadLetterLayer, DeadLetterQueue, ThrottleRejected,
+    CaptureOptions, DeadLetterLayer, DeadLetterQueue, RejectedBody, ThrottleRejected,
 };
 use tower_adaptive_throttle::{RejectReason, Tier};
 
@@ -22,14 +22,17 @@ use crate::support::{body_bytes, respond};
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The throttle's 429: status plus the marker the HTTP layer inserts.
-pub(crate) fn throttle_rejection() -> Response<Body> {
+/// The throttle's 429 for `body`: status plus what the HTTP layer inserts, the marker and the
+/// request's body, unread.
+pub(crate) fn throttle_rejection(body: Body) -> Response<Body> {
     let mut response = Response::new(Body::from("rejected"));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    response.extensions_mut().insert(ThrottleRejected::new(
+    let extensions = response.extensions_mut();
+    extensions.insert(ThrottleRejected::new(
         RejectReason::RateLimitExceeded,
         Tier::Standard,
     ));
+    extensions.insert(RejectedBody::new(body));
     response
 }
 
@@ -37,11 +40,13 @@ pub(crate) fn throttle_rejection() -> Response<Body> {
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
     pub headers: HeaderMap,
-    pub body: Bytes,
+    /// The body the app read; `None` for a rejected request, whose body the stand-in hands
+    /// back unread, as the throttle does.
+    pub body: Option<Bytes>,
 }
 
-/// A stand-in for "throttle + app": rejects with the marker while `overloaded`, records every
-/// request it receives (body included).
+/// A stand-in for "throttle + app": rejects with the marker while `overloaded` (handing the
+/// body back unread), records every request it receives (the body when admitted).
 #[derive(Clone, Default)]
 pub(crate) struct StandIn {
     pub overloaded: Arc<AtomicBool>,
@@ -66,16 +71,19 @@ impl StandIn {
             let state = state.clone();
             async move {
                 let (parts, body) = request.into_parts();
+                if state.overloaded.load(Ordering::SeqCst) {
+                    state.seen.lock().unwrap().push(Seen {
+                        headers: parts.headers,
+                        body: None,
+                    });
+                    return Ok(throttle_rejection(body));
+                }
                 let body = body_bytes(body).await;
                 state.seen.lock().unwrap().push(Seen {
                     headers: parts.headers,
-                    body,
+                    body: Some(body),
                 });
-                if state.overloaded.load(Ordering::SeqCst) {
-                    Ok(throttle_rejection())
-                } else {
-                    Ok(Response::new(Body::from("ok")))
-                }
+                Ok(Response::new(Body::from("ok")))
             }
         })
     }
@@ -107,6 +115,25 @@ impl http_body::Body for Chunked {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// A body whose frames arrive on a channel, one data frame per message, ending when the
+/// sender is dropped; its length is unknown to `size_hint` (only a `Content-Length` header can
+/// declare it). Lets a test decide when each frame exists.
+pub(crate) struct ChannelBody(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|frame| frame.map(|b| Ok(http_body::Frame::data(b))))
     }
 }
 

@@ -11,3 +11,4 @@ mod capture;
 mod fixtures;
 mod replay;
 mod round_trip;
+mod streaming;

@@ -12,8 +12,8 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::{HeaderMap, Request, Response, StatusCode};
 use tower::{service_fn, Layer};
 use tower_adaptive_throttle::dlq::{
-    CaptureOptions, DeadLetterLayer, DeadLetterQueue, ReplayConfig, Replayer, ThrottleRejected,
-    DEFAULT_REPLAY_HEADER,
+    CaptureOptions, DeadLetterLayer, DeadLetterQueue, RejectedBody, ReplayConfig, Replayer,
+    ThrottleRejected, DEFAULT_REPLAY_HEADER,
 };
 use tower_adaptive_throttle::{AdaptiveThrottle, RejectReason, ThrottleConfig, Tier};
 
@@ -52,7 +52,7 @@ async fn every_captured_request_ends_exactly_once_as_replayed_pending_or_failed(
                     .unwrap();
                 if !request.headers().contains_key(DEFAULT_REPLAY_HEADER) {
                     tokio::task::yield_now().await;
-                    return Ok::<_, Infallible>(throttle_rejection());
+                    return Ok::<_, Infallible>(throttle_rejection(request.into_body()));
                 }
                 tokio::time::sleep(Duration::from_millis(3)).await;
                 let n = attempt_counter.fetch_add(1, Ordering::SeqCst);
@@ -202,7 +202,8 @@ async fn axum_route_rejected_while_overloaded_is_replayed_once_with_the_marker()
             }
         }
     };
-    // Stands in for the throttle's HTTP layer: 429 + `ThrottleRejected` while overloaded.
+    // Stands in for the throttle's HTTP layer: 429 + `ThrottleRejected` + the unread body while
+    // overloaded.
     let stand_in_throttle = {
         let overloaded = overloaded.clone();
         move |request: AxumRequest, next: Next| {
@@ -210,10 +211,12 @@ async fn axum_route_rejected_while_overloaded_is_replayed_once_with_the_marker()
             async move {
                 if overloaded.load(Ordering::SeqCst) {
                     let mut response = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
-                    response.extensions_mut().insert(ThrottleRejected::new(
+                    let extensions = response.extensions_mut();
+                    extensions.insert(ThrottleRejected::new(
                         RejectReason::ConcurrencyLimitExceeded,
                         Tier::Critical,
                     ));
+                    extensions.insert(RejectedBody::new(request.into_body()));
                     response
                 } else {
                     next.run(request).await

@@ -10,7 +10,8 @@ use http_body_util::Full;
 use tokio::time::advance;
 use tower_adaptive_throttle::http::{GlobalKey, ResponseBody, RATELIMIT, RATELIMIT_POLICY};
 use tower_adaptive_throttle::{
-    AdaptiveThrottle, AdaptiveThrottleLayer, AdaptiveThrottleService, Decision, Tier,
+    AdaptiveThrottle, AdaptiveThrottleLayer, AdaptiveThrottleService, Decision, RejectedBody,
+    ThrottleRejected, Tier,
 };
 use tower_test::mock::{Handle, Mock, Spawn};
 
@@ -58,6 +59,8 @@ async fn admitted_response_records_its_latency_from_call_to_headers() {
     let t = throttle(100);
     let (mut svc, mut handle) = mock_service(&layer(&t));
     let res = round_trip(&mut svc, &mut handle, Duration::from_millis(600), 200).await;
+    // Admitted: the body went to the inner service, nothing comes back.
+    assert!(res.extensions().get::<RejectedBody<()>>().is_none());
     assert_eq!(res.status(), StatusCode::OK);
     let stats = t.stats();
     assert_eq!(stats.samples.sample_count, 1);
@@ -141,6 +144,11 @@ async fn rejection_is_a_429_that_never_reaches_the_inner_service_nor_the_control
     assert!(svc.poll_ready().is_ready());
     let res = svc.call(Request::new(())).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.extensions().get::<ThrottleRejected>().is_some());
+    // The unread body comes back with the 429 (for a dead-letter capture outside), once.
+    let returned = res.extensions().get::<RejectedBody<()>>().unwrap();
+    assert_eq!(returned.take(), Some(()));
+    assert_eq!(returned.take(), None);
     assert!(res.headers().contains_key(http::header::RETRY_AFTER));
     assert_eq!(res.headers()[RATELIMIT_POLICY], r#""adaptive";q=2;w=60"#);
     let json: serde_json::Value = body_json(res).await;

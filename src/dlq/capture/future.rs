@@ -2,21 +2,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
-use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::combinators::Collect;
-use http_body_util::Limited;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::CaptureOptions;
 use crate::dlq::store::{CapturedRequest, NotCapturable};
-use crate::dlq::{DeadLetterQueue, ThrottleRejected};
+use crate::dlq::{DeadLetterQueue, RejectedBody, ThrottleRejected};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,16 +24,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) enum Capture {
     /// Not a candidate (method, replay marker): nothing.
     Ignore,
-    /// Store this snapshot.
+    /// Store this snapshot (a request without a body).
     Store(CapturedRequest),
+    /// Read the body the 429 hands back, at most `max` bytes, and store it with `head`.
+    ReadBack { head: CapturedRequest, max: usize },
     /// A candidate whose body could not be kept: count it.
     Count(NotCapturable),
 }
 
 pin_project! {
-    /// Response future of [`DeadLetterService`](super::DeadLetterService): reads a capturable
-    /// body (when there is one), calls the inner service, and stores the request if the
-    /// response is the throttle's rejection.
+    /// Response future of [`DeadLetterService`](super::DeadLetterService): calls the inner
+    /// service and, if the response is the throttle's rejection, stores the request (reading
+    /// the body the rejection hands back, when there is one to keep) before returning the
+    /// response.
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
@@ -58,17 +57,19 @@ pin_project! {
         ReqBody: Body,
         ReqBody::Error: Into<BoxError>,
     {
-        Collecting {
-            #[pin]
-            collect: Collect<Limited<ReqBody>>,
-            parts: Option<Parts>,
-            inner: S,
-            options: Arc<CaptureOptions>,
-        },
         Calling {
             #[pin]
             future: S::Future,
             capture: Capture,
+        },
+        // The throttle's 429 is held back until the body it returned is read (bounded by the
+        // capture limit): a rejected request was cheap so far, and its client is still sending.
+        Reading {
+            #[pin]
+            collect: Collect<Limited<ReqBody>>,
+            head: Option<CapturedRequest>,
+            marker: ThrottleRejected,
+            response: Option<S::Response>,
         },
     }
 }
@@ -79,38 +80,27 @@ where
     ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
 {
-    pub(crate) fn calling(future: S::Future, capture: Capture, dlq: DeadLetterQueue) -> Self {
+    pub(crate) fn new(future: S::Future, capture: Capture, dlq: DeadLetterQueue) -> Self {
         Self {
             state: State::Calling { future, capture },
             dlq,
         }
     }
+}
 
-    pub(crate) fn collecting(
-        collect: Collect<Limited<ReqBody>>,
-        parts: Parts,
-        inner: S,
-        options: Arc<CaptureOptions>,
-        dlq: DeadLetterQueue,
-    ) -> Self {
-        Self {
-            state: State::Collecting {
-                collect,
-                parts: Some(parts),
-                inner,
-                options,
-            },
-            dlq,
-        }
+/// The throttle's marker, if `response` is its rejection (a 429 carrying it).
+fn rejection<B>(response: &Response<B>) -> Option<ThrottleRejected> {
+    if response.status() != StatusCode::TOO_MANY_REQUESTS {
+        return None;
     }
+    response.extensions().get::<ThrottleRejected>().copied()
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ReqBody: Body + From<Bytes>,
+    ReqBody: Body + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Default,
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
@@ -118,51 +108,63 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Collecting {
-                    collect,
-                    parts,
-                    inner,
-                    options,
-                } => {
-                    let collected = ready!(collect.poll(cx));
-                    let Some(parts) = parts.take() else {
-                        unreachable!("the parts are taken only when leaving this state");
-                    };
-                    let body = match collected {
-                        Ok(collected) => collected.to_bytes(),
-                        Err(_) => {
-                            // Longer than declared, or broken mid-way: the request cannot be
-                            // handed on intact.
-                            let mut response = Response::new(ResBody::default());
-                            *response.status_mut() = StatusCode::BAD_REQUEST;
-                            return Poll::Ready(Ok(response));
-                        }
-                    };
-                    let snapshot = CapturedRequest::new(
-                        parts.method.clone(),
-                        parts.uri.clone(),
-                        options.kept_headers(&parts.headers),
-                        body.clone(),
-                    );
-                    let future = inner.call(Request::from_parts(parts, ReqBody::from(body)));
-                    this.state.set(State::Calling {
-                        future,
-                        capture: Capture::Store(snapshot),
-                    });
-                }
                 StateProj::Calling { future, capture } => {
                     let response = ready!(future.poll(cx))?;
-                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
-                        if let Some(marker) = response.extensions().get::<ThrottleRejected>() {
-                            match std::mem::replace(capture, Capture::Ignore) {
-                                Capture::Ignore => {}
-                                Capture::Store(request) => {
-                                    this.dlq.push(request, marker.tier, marker.reason);
-                                }
-                                Capture::Count(why) => this.dlq.note_not_capturable(why),
-                            }
+                    let Some(marker) = rejection(&response) else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    let (head, max) = match std::mem::replace(capture, Capture::Ignore) {
+                        Capture::Ignore => return Poll::Ready(Ok(response)),
+                        Capture::Store(request) => {
+                            this.dlq.push(request, marker.tier, marker.reason);
+                            return Poll::Ready(Ok(response));
                         }
+                        Capture::Count(why) => {
+                            this.dlq.note_not_capturable(why);
+                            return Poll::Ready(Ok(response));
+                        }
+                        Capture::ReadBack { head, max } => (head, max),
+                    };
+                    let returned = response
+                        .extensions()
+                        .get::<RejectedBody<ReqBody>>()
+                        .and_then(RejectedBody::take);
+                    let Some(body) = returned else {
+                        // A rejecter that keeps (or consumed) the body, or a layer in between
+                        // that changed the body type: the bytes are gone.
+                        this.dlq.note_not_capturable(NotCapturable::BodyUnreadable);
+                        return Poll::Ready(Ok(response));
+                    };
+                    this.state.set(State::Reading {
+                        collect: Limited::new(body, max).collect(),
+                        head: Some(head),
+                        marker,
+                        response: Some(response),
+                    });
+                }
+                StateProj::Reading {
+                    collect,
+                    head,
+                    marker,
+                    response,
+                } => {
+                    let collected = ready!(collect.poll(cx));
+                    let (Some(head), Some(response)) = (head.take(), response.take()) else {
+                        unreachable!("taken only when leaving this state");
+                    };
+                    match collected {
+                        Ok(collected) => {
+                            let request = head.with_body(collected.to_bytes());
+                            this.dlq.push(request, marker.tier, marker.reason);
+                        }
+                        // Longer than declared, past the limit: as if declared too large.
+                        Err(e) if e.is::<LengthLimitError>() => {
+                            this.dlq.note_not_capturable(NotCapturable::BodyTooLarge);
+                        }
+                        // Broken mid-way: the request cannot be kept intact.
+                        Err(_) => this.dlq.note_not_capturable(NotCapturable::BodyUnreadable),
                     }
+                    // The 429 is the throttle's, unchanged, whatever became of the body.
                     return Poll::Ready(Ok(response));
                 }
             }

@@ -8,7 +8,14 @@ use crate::dlq::DeadLetterQueue;
 /// Applies [`DeadLetterService`]: stores requests the throttle rejected in a
 /// [`DeadLetterQueue`].
 ///
-/// Place it **outside** the throttle layer, so it sees the throttle's 429 responses:
+/// Place it **outside** the throttle layer, so it sees the throttle's 429 responses. It never
+/// buffers a request on the way in: admitted bodies stream to the inner service unread, and the
+/// throttle hands a rejected request's body back in its 429
+/// ([`RejectedBody`](crate::dlq::RejectedBody)), where this layer reads it (up to
+/// [`max_body_size`](super::CaptureOptions::max_body_size)) to store it. Layers between the two
+/// must keep the request body type (axum's routers do), or the body cannot be found in the 429
+/// and the rejection is counted in [`DlqStats::body_unreadable`](crate::dlq::DlqStats) instead
+/// of stored.
 ///
 /// ```
 /// use tower_adaptive_throttle::dlq::{CaptureOptions, DeadLetterLayer, DeadLetterQueue};

@@ -4,7 +4,8 @@
 //! The layer goes **outside** the throttle layer, on the routes that opt in. It recognises the
 //! throttle's own rejection by a 429 whose extensions hold a
 //! [`ThrottleRejected`](crate::dlq::ThrottleRejected) marker; any other response passes by
-//! untouched.
+//! untouched. Request bodies are read only when such a 429 hands them back
+//! ([`RejectedBody`](crate::dlq::RejectedBody)); admitted ones stream through unread.
 
 use http::header::{HeaderName, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Method};
@@ -130,9 +131,10 @@ impl CaptureOptions {
         self
     }
 
-    /// Largest body captured, in bytes. Larger bodies, and bodies of undeclared length, are not
-    /// captured (the request still goes through untouched) and are counted in
-    /// [`DlqStats`](crate::dlq::DlqStats) when rejected.
+    /// Largest body captured, in bytes: the most the layer reads of a rejected request's body.
+    /// Larger bodies (declared so, or found so while read) and bodies of undeclared length are
+    /// not captured and are counted in [`DlqStats`](crate::dlq::DlqStats). Admitted requests
+    /// are never read, whatever their size.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.max_body_size = bytes;
         self

@@ -4,7 +4,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use super::future::{Capture, ResponseFuture};
@@ -12,17 +11,23 @@ use super::CaptureOptions;
 use crate::dlq::store::{CapturedRequest, NotCapturable};
 use crate::dlq::DeadLetterQueue;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Stores requests the throttle rejected (a 429 carrying
 /// [`ThrottleRejected`](crate::dlq::ThrottleRejected)) in a [`DeadLetterQueue`]. Made by
 /// [`DeadLetterLayer`](super::DeadLetterLayer).
 ///
-/// For a request it considers (a captured method, no replay marker) with a declared body of at
-/// most `max_body_size` bytes, it reads the body first and hands the inner service a request
-/// rebuilt from the same bytes (so `ReqBody: From<Bytes>`, which axum's `Body` is); the
-/// method, URI and kept headers are copied before the call. Every other request goes through
-/// untouched. The response is never changed, except that a request body that fails while it is
-/// read (its length differs from its `Content-Length`, or the connection breaks) is answered
-/// `400 Bad Request` with an empty body instead of reaching the inner service.
+/// Every request goes to the inner service as it came, body unread: an admitted request's body
+/// streams through without being buffered or copied. For a request it considers (a captured
+/// method, no replay marker) the layer copies the method, URI and kept headers before the call.
+/// If the answer is the throttle's 429, the body comes back in the response's
+/// [`RejectedBody`](crate::dlq::RejectedBody) (the throttle never passed it on) and the layer
+/// reads it there, at most `max_body_size` bytes, before it returns the 429. Bodies whose
+/// declared length (`Content-Length`, or else an exact size hint) is unknown or over the limit
+/// are not read and are counted; so are bodies within the limit that the 429 does not hand
+/// back or that fail while read. Responses are never changed.
+///
+/// `ReqBody: Send + 'static` because the hand-back travels in the response's extensions.
 #[derive(Debug, Clone)]
 pub struct DeadLetterService<S> {
     inner: S,
@@ -61,10 +66,9 @@ fn declared_length<B: Body>(request: &Request<B>) -> Option<u64> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for DeadLetterService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ReqBody: Body + From<Bytes>,
-    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    ResBody: Default,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -75,46 +79,33 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let dlq = self.dlq.clone();
-        if !self.options.considers(&request) {
-            return ResponseFuture::calling(self.inner.call(request), Capture::Ignore, dlq);
-        }
-        let max = self.options.max_body_size as u64;
-        match declared_length(&request) {
-            None => ResponseFuture::calling(
-                self.inner.call(request),
-                Capture::Count(NotCapturable::UnknownLength),
-                dlq,
-            ),
-            Some(n) if n > max => ResponseFuture::calling(
-                self.inner.call(request),
-                Capture::Count(NotCapturable::BodyTooLarge),
-                dlq,
-            ),
-            Some(0) => {
-                let snapshot = self.snapshot(&request, Bytes::new());
-                ResponseFuture::calling(self.inner.call(request), Capture::Store(snapshot), dlq)
+        let capture = if self.options.considers(&request) {
+            let max = self.options.max_body_size;
+            match declared_length(&request) {
+                None => Capture::Count(NotCapturable::UnknownLength),
+                Some(n) if n > max as u64 => Capture::Count(NotCapturable::BodyTooLarge),
+                Some(0) => Capture::Store(self.snapshot(&request)),
+                // Only the head is copied now; the body is read only if it comes back.
+                Some(_) => Capture::ReadBack {
+                    head: self.snapshot(&request),
+                    max,
+                },
             }
-            Some(_) => {
-                // The body is read before the inner call, so the service that was polled ready
-                // goes into the future and a fresh clone stays here (tower's usual swap).
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
-                let (parts, body) = request.into_parts();
-                let collect = Limited::new(body, self.options.max_body_size).collect();
-                ResponseFuture::collecting(collect, parts, ready, self.options.clone(), dlq)
-            }
-        }
+        } else {
+            Capture::Ignore
+        };
+        ResponseFuture::new(self.inner.call(request), capture, self.dlq.clone())
     }
 }
 
 impl<S> DeadLetterService<S> {
-    fn snapshot<B>(&self, request: &Request<B>, body: Bytes) -> CapturedRequest {
+    /// The method, URI and kept headers, with an empty body.
+    fn snapshot<B>(&self, request: &Request<B>) -> CapturedRequest {
         CapturedRequest::new(
             request.method().clone(),
             request.uri().clone(),
             self.options.kept_headers(request.headers()),
-            body,
+            Bytes::new(),
         )
     }
 }

@@ -78,6 +78,8 @@ impl Default for DeadLetterQueue {
 pub(crate) enum NotCapturable {
     BodyTooLarge,
     UnknownLength,
+    /// The 429 did not hand the body back, or it failed while read.
+    BodyUnreadable,
     TierSkipped,
 }
 
@@ -258,6 +260,7 @@ impl DeadLetterQueue {
         match why {
             NotCapturable::BodyTooLarge => state.stats.body_too_large += 1,
             NotCapturable::UnknownLength => state.stats.body_unknown_length += 1,
+            NotCapturable::BodyUnreadable => state.stats.body_unreadable += 1,
             NotCapturable::TierSkipped => state.stats.tier_skipped += 1,
         }
     }

@@ -56,6 +56,13 @@ impl CapturedRequest {
         }
     }
 
+    /// The same request with `body`: the capture layer takes the snapshot of the head when the
+    /// request passes and reads the body only if the throttle hands it back.
+    pub(crate) fn with_body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
     /// The request method.
     pub fn method(&self) -> &Method {
         &self.method
@@ -161,6 +168,11 @@ pub struct DlqStats {
     pub body_too_large: u64,
     /// Rejected requests not captured because their body length was not declared.
     pub body_unknown_length: u64,
+    /// Rejected requests with a declared, non-empty body within the limit that were not
+    /// captured because the body could not be read back: the layer that rejected them did not
+    /// hand it back in a [`RejectedBody`](crate::dlq::RejectedBody) of the request's body type,
+    /// or it failed while read (a broken connection).
+    pub body_unreadable: u64,
     /// Rejected requests not captured because their tier is excluded
     /// ([`DeadLetterQueueBuilder::skip_tier`](crate::dlq::DeadLetterQueueBuilder::skip_tier)).
     pub tier_skipped: u64,
