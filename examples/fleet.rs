@@ -1,0 +1,130 @@
+//! cargo run --release --example fleet --features redis,axum -- --redis redis://127.0.0.1:6379/ --port 0 --name a
+//!
+//! One node of a fleet: `GET /` behind the throttle layer, keyed by the `x-api-key` header (one
+//! shared key when absent), its limit and every key's window budget shared through Redis with
+//! every other node started with the same Redis. `GET /stats` is the throttle's stats as JSON
+//! (the `fleet` part shows the store's health, the fleet's size and the round trips).
+//!
+//! Options: `--redis URL` (required), `--port P` (0 picks a free one), `--name NAME` (this
+//! node's name), `--limit N` pins the per-key limit (initial = min = max = N) so a bound can be
+//! checked, `--window-ms W` the window (default 1000), `--strict` for `Fleet::Strict` (default
+//! leased), `--throttle NAME` the limit's fleet-wide name (default `fleet-example`). The first
+//! line on stdout is `listening on http://ADDR`.
+//!
+//! Three nodes sharing one limit, in three shells:
+//!
+//! ```text
+//! redis-server --port 6379 &
+//! cargo run --release --example fleet --features redis,axum -- --redis redis://127.0.0.1:6379/ --port 8081 --name a --limit 20 &
+//! cargo run --release --example fleet --features redis,axum -- --redis redis://127.0.0.1:6379/ --port 8082 --name b --limit 20 &
+//! ```
+//!
+//! Requests with `x-api-key: k` to either node share 20 per second.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::{extract::State, routing::get, Json, Router};
+use tower_adaptive_throttle::config::KeyQuota;
+use tower_adaptive_throttle::http::HeaderKey;
+use tower_adaptive_throttle::{
+    store::RedisStore, AdaptiveThrottle, AdaptiveThrottleLayer, Fleet, ThrottleConfig,
+    ThrottleStats,
+};
+
+struct Args {
+    redis: String,
+    port: u16,
+    name: String,
+    limit: Option<u32>,
+    window_ms: u64,
+    strict: bool,
+    throttle: String,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        redis: String::new(),
+        port: 0,
+        name: "node".into(),
+        limit: None,
+        window_ms: 1000,
+        strict: false,
+        throttle: "fleet-example".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--redis" => args.redis = value()?,
+            "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--name" => args.name = value()?,
+            "--limit" => {
+                args.limit = Some(value()?.parse().map_err(|e| format!("--limit: {e}"))?)
+            }
+            "--window-ms" => {
+                args.window_ms = value()?.parse().map_err(|e| format!("--window-ms: {e}"))?
+            }
+            "--throttle" => args.throttle = value()?,
+            "--strict" => args.strict = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.redis.is_empty() {
+        return Err("--redis URL is required".into());
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse().map_err(|e| {
+        eprintln!("fleet: {e}");
+        e
+    })?;
+    let mut cfg = ThrottleConfig::builder()
+        .window(Duration::from_millis(args.window_ms.max(1)))
+        // Each key against the whole (fleet-wide) limit, so `--limit` is the per-key budget.
+        .key_quota(KeyQuota::WholeLimit);
+    if let Some(n) = args.limit {
+        cfg = cfg.initial_limit(n).min_limit(n).max_limit(n);
+    }
+    let cfg = cfg.build()?;
+    let store = RedisStore::connect(&args.redis).await?;
+    let throttle = AdaptiveThrottle::builder(cfg)
+        .name(args.throttle.clone())
+        .instance_name(args.name.clone())
+        .store(store)
+        .fleet(if args.strict {
+            Fleet::Strict
+        } else {
+            Fleet::Leased
+        })
+        .build();
+
+    let name = args.name.clone();
+    let app = Router::new()
+        .route("/", get(move || async move { format!("ok {name}\n") }))
+        .layer(
+            AdaptiveThrottleLayer::from_throttle(throttle.clone())
+                .key_extractor(HeaderKey::new("x-api-key".parse()?)),
+        )
+        .route("/stats", get(stats))
+        .with_state(throttle);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn stats(State(throttle): State<AdaptiveThrottle>) -> Json<ThrottleStats> {
+    Json(throttle.stats())
+}
