@@ -98,7 +98,11 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Waiting { wait, pending } => {
-                    let ticket = ready!(wait.as_mut().poll(cx)).map_err(Box::new)?;
+                    let ticket = match ready!(wait.as_mut().poll(cx)) {
+                        Ok(ticket) => ticket,
+                        // Boxed as itself (not as a `Box<Deferred>`), so `downcast_ref` finds it.
+                        Err(deferred) => return Poll::Ready(Err(deferred.into())),
+                    };
                     let (service, request) = pending.take().expect(POLLED_AFTER_COMPLETION);
                     state.set(State::Readying {
                         pending: Some((service, request, ticket)),
@@ -135,7 +139,7 @@ where
                 }
                 StateProj::Refused { deferred } => {
                     let d = deferred.take().expect(POLLED_AFTER_COMPLETION);
-                    return Poll::Ready(Err(Box::new(d)));
+                    return Poll::Ready(Err(d.into()));
                 }
             }
         }

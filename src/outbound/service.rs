@@ -81,7 +81,7 @@ where
             Step::Defer(not_before) => ResponseFuture::refused(refuse(&self.shared, not_before)),
             // Only this path allocates a future: calls on a key that is not rate limited take
             // the branch above.
-            Step::Sleep(_) | Step::AwaitCanary(_) => ResponseFuture::waiting(
+            Step::Wait { .. } => ResponseFuture::waiting(
                 Box::pin(admit(self.shared.clone(), key, deadline)),
                 self.inner.clone(),
                 request,

@@ -25,8 +25,9 @@ struct KeyState {
     /// Calls dispatched with a sequence number below this were already in flight when the
     /// ladder last climbed: their 429s belong to that burst.
     armed_seq: u64,
-    /// Bumped whenever the canary settles, so calls waiting on it re-read the table. A
-    /// receiver subscribed under the lock cannot miss a bump made under the lock later.
+    /// Bumped whenever a waiting call should look again: the canary settled, the cooldown
+    /// moved, the key recovered or was cleared. A receiver subscribed under the lock cannot
+    /// miss a bump made under the lock later.
     wake: watch::Sender<u64>,
 }
 
@@ -43,10 +44,13 @@ pub(crate) enum Step {
     Go { canary: bool },
     /// Fail at once with `Deferred { not_before }`.
     Defer(Instant),
-    /// Sleep until this instant (within the call's bound), then ask again.
-    Sleep(Instant),
-    /// The cooldown is over and the canary is out: wait for it to settle, then ask again.
-    AwaitCanary(watch::Receiver<u64>),
+    /// Wait until `until` (never past the call's bound; `None`: no bound) or until `wake`
+    /// changes, then ask again: sleeping through a cooldown, or, once it is over, waiting for
+    /// the canary's answer.
+    Wait {
+        until: Option<Instant>,
+        wake: watch::Receiver<u64>,
+    },
 }
 
 /// What one 429 did to its key.
@@ -90,7 +94,10 @@ impl Table {
             return if beyond(s.until) {
                 Step::Defer(s.until)
             } else {
-                Step::Sleep(s.until)
+                Step::Wait {
+                    until: Some(s.until),
+                    wake: s.wake.subscribe(),
+                }
             };
         }
         if s.canary_in_flight {
@@ -99,7 +106,10 @@ impl Table {
             return if deadline.is_some_and(|d| d <= now) {
                 Step::Defer(now)
             } else {
-                Step::AwaitCanary(s.wake.subscribe())
+                Step::Wait {
+                    until: deadline,
+                    wake: s.wake.subscribe(),
+                }
             };
         }
         s.canary_in_flight = true;
@@ -140,6 +150,8 @@ impl Table {
             }
             let extended = s.until > now;
             s.until = end;
+            // Waiting calls re-check their bound now rather than at the old end.
+            s.wake();
             Some((c, end, extended))
         });
         Armed {
@@ -222,13 +234,19 @@ mod tests {
         let (cfg, now) = (cfg(), Instant::now());
         let mut t = Table::new(1);
         t.on_rate_limited(&cfg, "k", 0, 1, None, now);
-        assert!(matches!(t.step("k", now, None), Step::Sleep(_)));
+        assert!(matches!(
+            t.step("k", now, None),
+            Step::Wait { until: Some(_), .. }
+        ));
         let later = now + Duration::from_secs(5);
         assert!(matches!(
             t.step("k", later, None),
             Step::Go { canary: true }
         ));
-        assert!(matches!(t.step("k", later, None), Step::AwaitCanary(_)));
+        assert!(matches!(
+            t.step("k", later, None),
+            Step::Wait { until: None, .. }
+        ));
         assert!(matches!(t.step("k", later, Some(later)), Step::Defer(_)));
         t.release_canary("k");
         assert!(matches!(

@@ -2,7 +2,9 @@
 //! reports its outcome — released by RAII, so a canary that errors or is dropped cannot wedge
 //! its key.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode};
@@ -101,18 +103,21 @@ pub(crate) async fn admit(
                 return Ok(Ticket::issue(shared, key, canary));
             }
             Step::Defer(not_before) => return Err(refuse(&shared, not_before)),
-            Step::Sleep(until) => tokio::time::sleep_until(until).await,
-            Step::AwaitCanary(mut settled) => {
-                let wake = settled.changed();
-                match deadline {
-                    // A closed channel (the key recovered and was removed) is news too.
-                    None => drop(wake.await),
-                    Some(d) => {
-                        if tokio::time::timeout_at(d, wake).await.is_err() {
-                            return Err(refuse(&shared, tokio_now()));
-                        }
+            Step::Wait { until, mut wake } => {
+                // Whichever comes first; the next step decides what it meant.
+                let mut sleep = std::pin::pin!(until.map(tokio::time::sleep_until));
+                let mut changed = std::pin::pin!(wake.changed());
+                std::future::poll_fn(|cx| {
+                    let slept =
+                        (sleep.as_mut().as_pin_mut()).is_some_and(|s| s.poll(cx).is_ready());
+                    // A closed channel (the key recovered and left the table) is news too.
+                    if slept || changed.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
                     }
-                }
+                })
+                .await;
             }
         }
         waited = true;
