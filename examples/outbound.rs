@@ -7,7 +7,6 @@
 //! only extend the one cooldown), then one request per cooldown — the canary — while the
 //! upstream rate limits, then everybody at once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;

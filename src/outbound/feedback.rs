@@ -45,8 +45,9 @@ pub enum CoordinatorEvent {
         /// The upstream's `Retry-After` exceeded the ceiling and was cut to it.
         retry_after_clamped: bool,
     },
-    /// The canary sent after the key's cooldown was answered without a 429: the key's count is
-    /// back to zero and the calls held behind the canary go ahead.
+    /// The canary sent after the key's cooldown was answered without a 429 (or the key was
+    /// [`clear`](super::RateLimitCoordinator::clear)ed): the key's count is back to zero and the
+    /// calls held behind it go ahead.
     CooldownEnded {
         /// The coordination key.
         key: String,
