@@ -59,9 +59,7 @@ fn parse() -> Result<Args, String> {
             "--redis" => args.redis = value()?,
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--name" => args.name = value()?,
-            "--limit" => {
-                args.limit = Some(value()?.parse().map_err(|e| format!("--limit: {e}"))?)
-            }
+            "--limit" => args.limit = Some(value()?.parse().map_err(|e| format!("--limit: {e}"))?),
             "--window-ms" => {
                 args.window_ms = value()?.parse().map_err(|e| format!("--window-ms: {e}"))?
             }

@@ -107,6 +107,12 @@ fn duration_to_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Now on tokio's clock, for code that must also sleep on that clock (the outbound coordinator's
+/// cooldowns are deadlines it sleeps until): paused tokio time moves both, so tests stay exact.
+pub(crate) fn tokio_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
 /// Whole milliseconds of a duration, saturating.
 pub(crate) fn as_millis_u64(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

@@ -110,6 +110,7 @@ pub mod http;
 mod log;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod outbound;
 pub mod registry;
 mod signal;
 pub mod store;

@@ -34,6 +34,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("throttle", 5),
     // Serving and operating it.
     ("http", 6),
+    // The client side: coordinates outbound calls, optionally feeding an inbound throttle.
+    ("outbound", 6),
     ("dlq", 7),
     ("registry", 7),
     ("metrics", 8),
