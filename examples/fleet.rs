@@ -5,7 +5,8 @@
 //! every other node started with the same Redis. `GET /stats` is the throttle's stats as JSON
 //! (the `fleet` part shows the store's health, the fleet's size and the round trips).
 //!
-//! Options: `--redis URL` (required), `--port P` (0 picks a free one), `--name NAME` (this
+//! The body of `GET /` names the node and the fleet window (unix ms ÷ window ms) the request
+//! was admitted in. Options: `--redis URL` (required), `--port P` (0 picks a free one), `--name NAME` (this
 //! node's name), `--limit N` pins the per-key limit (initial = min = max = N) so a bound can be
 //! checked, `--window-ms W` the window (default 1000), `--strict` for `Fleet::Strict` (default
 //! leased), `--throttle NAME` the limit's fleet-wide name (default `fleet-example`). The first
@@ -22,13 +23,13 @@
 //! Requests with `x-api-key: k` to either node share 20 per second.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::{extract::State, routing::get, Json, Router};
 use tower_adaptive_throttle::config::KeyQuota;
 use tower_adaptive_throttle::http::HeaderKey;
 use tower_adaptive_throttle::{
-    store::RedisStore, AdaptiveThrottle, AdaptiveThrottleLayer, Fleet, ThrottleConfig,
+    store::RedisStore, AdaptiveThrottle, AdaptiveThrottleLayer, Decision, Fleet, ThrottleConfig,
     ThrottleStats,
 };
 
@@ -101,8 +102,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
 
     let name = args.name.clone();
+    let window_ms = args.window_ms.max(1);
     let app = Router::new()
-        .route("/", get(move || async move { format!("ok {name}\n") }))
+        .route(
+            "/",
+            get(move |d: Decision| async move {
+                format!("ok {name} window {}\n", window_index(&d, window_ms))
+            }),
+        )
         .layer(
             AdaptiveThrottleLayer::from_throttle(throttle.clone())
                 .key_extractor(HeaderKey::new("x-api-key".parse()?)),
@@ -121,6 +128,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     Ok(())
+}
+
+/// The fleet window the request was admitted in: the window ends `reset_after` from now
+/// (windows are aligned to unix time), so a bound can be checked from outside.
+fn window_index(d: &Decision, window_ms: u64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let end = now + d.reset_after.as_millis() as u64;
+    // Rounded to the nearest boundary: the reset is measured a little before the window ends.
+    ((end + window_ms / 2) / window_ms).saturating_sub(1)
 }
 
 async fn stats(State(throttle): State<AdaptiveThrottle>) -> Json<ThrottleStats> {
