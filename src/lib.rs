@@ -88,7 +88,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The README's Rust blocks compile (and the ones that do not serve run) as doctests.
-#[cfg(all(doctest, feature = "axum", feature = "dlq"))]
+#[cfg(all(doctest, feature = "axum", feature = "dlq", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

@@ -22,6 +22,8 @@
 //! | `throttle_active_keys`, `throttle_evicted_keys_total` | gauge, counter | |
 //! | `throttle_audit_dropped_total` | counter | |
 //! | `throttle_inflight`, `throttle_concurrency_limit` | gauge (throttles with a concurrency axis) | |
+//! | `throttle_store_degraded`, `throttle_fleet_instances` | gauge (throttles with a store) | |
+//! | `throttle_store_round_trips_total`, `throttle_store_errors_total`, `throttle_lease_hits_total`, `throttle_store_fallback_decisions_total` | counter (throttles with a store) | |
 //!
 //! ```
 //! use tower_adaptive_throttle::{ThrottleConfig, ThrottleRegistry};
@@ -414,6 +416,61 @@ impl Collector for ThrottleCollector {
             MetricType::Gauge,
             with_axis().map(|(name, c)| ([("throttle", name)], u64::from(c.limit))),
         )?;
+        // Fleet mode, for throttles with a store.
+        let fleet = || {
+            samples
+                .iter()
+                .filter_map(|s| Some((s.name.as_str(), s.stats.fleet.as_ref()?)))
+        };
+        labelled(
+            e,
+            "throttle_store_degraded",
+            "1 while the fleet's store is degraded (admission on the store fallback).",
+            MetricType::Gauge,
+            fleet().map(|(name, f)| {
+                (
+                    [("throttle", name)],
+                    u64::from(f.health == crate::store::StoreHealth::Degraded),
+                )
+            }),
+        )?;
+        labelled(
+            e,
+            "throttle_fleet_instances",
+            "Live instances of the fleet at the last heartbeat.",
+            MetricType::Gauge,
+            fleet().map(|(name, f)| ([("throttle", name)], u64::from(f.instances))),
+        )?;
+        for (family, help, value) in [
+            (
+                "throttle_store_round_trips",
+                "Store calls made.",
+                (|f| f.round_trips) as fn(&crate::stats::FleetStats) -> u64,
+            ),
+            (
+                "throttle_store_errors",
+                "Store calls that failed or timed out.",
+                |f| f.store_errors,
+            ),
+            (
+                "throttle_lease_hits",
+                "Requests served from leased credits without a store call.",
+                |f| f.lease_hits,
+            ),
+            (
+                "throttle_store_fallback_decisions",
+                "Decisions made by the store fallback.",
+                |f| f.fallback_decisions,
+            ),
+        ] {
+            labelled(
+                e,
+                family,
+                help,
+                MetricType::Counter,
+                fleet().map(|(name, f)| ([("throttle", name)], value(f))),
+            )?;
+        }
         Ok(())
     }
 }

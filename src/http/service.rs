@@ -140,6 +140,8 @@ where
                 let ready = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, ready);
                 let shared = self.shared.clone();
+                // The block resolves to the next state of this future, which polls it in place.
+                #[allow(clippy::async_yields_async)]
                 ResponseFuture::waiting(Box::pin(async move {
                     let admission = admission.await;
                     respond(&shared, &mut inner, req, tier, admission, start)

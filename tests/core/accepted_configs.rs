@@ -90,7 +90,7 @@ impl Draw {
     }
 
     fn adaptation(&mut self) -> Adaptation {
-        if self.word() % 2 == 0 {
+        if self.word().is_multiple_of(2) {
             return Adaptation::Ladder;
         }
         let mut c = CapacityEstimate::default();
@@ -105,7 +105,7 @@ impl Draw {
     }
 
     fn concurrency(&mut self) -> Option<ConcurrencyConfig> {
-        if self.word() % 3 == 0 {
+        if self.word().is_multiple_of(3) {
             return None;
         }
         let mut probe = MinRttProbe::every(self.duration());
@@ -118,7 +118,7 @@ impl Draw {
             .initial_limit(self.count())
             .max_limit(self.count())
             .jitter_seed(7);
-        if self.word() % 2 == 0 {
+        if self.word().is_multiple_of(2) {
             b = b.min_rtt_probe(probe);
         }
         b.build().ok()
@@ -126,7 +126,7 @@ impl Draw {
 
     /// Whether to change the next setting from the recommended one (about one in five).
     fn change(&mut self) -> bool {
-        self.word() % 5 == 0
+        self.word().is_multiple_of(5)
     }
 
     fn config(&mut self) -> Result<ThrottleConfig, tower_adaptive_throttle::ConfigError> {
@@ -134,7 +134,7 @@ impl Draw {
         if self.change() {
             // Usually ordered, so the rest of the configuration is explored too.
             let mut limits = [self.count(), self.count(), self.count()];
-            if self.word() % 4 != 0 {
+            if !self.word().is_multiple_of(4) {
                 limits.sort_unstable();
             }
             b = b
@@ -170,7 +170,7 @@ impl Draw {
                 .recovery_jitter(self.duration());
         }
         if self.change() {
-            b = b.sla_trigger(if self.word() % 2 == 0 {
+            b = b.sla_trigger(if self.word().is_multiple_of(2) {
                 SlaTrigger::TriggeringSample
             } else {
                 SlaTrigger::IntervalPercentile(self.fraction())
@@ -189,14 +189,14 @@ impl Draw {
             });
         }
         if self.change() {
-            b = b.increase_sizing(if self.word() % 2 == 0 {
+            b = b.increase_sizing(if self.word().is_multiple_of(2) {
                 IncreaseSizing::Step
             } else {
                 IncreaseSizing::Proportional(self.fraction())
             });
         }
         if self.change() {
-            b = b.signal(if self.word() % 2 == 0 {
+            b = b.signal(if self.word().is_multiple_of(2) {
                 SignalKind::Ema
             } else {
                 SignalKind::TimeBucketed {

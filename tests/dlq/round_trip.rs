@@ -56,7 +56,7 @@ async fn every_captured_request_ends_exactly_once_as_replayed_pending_or_failed(
                 }
                 tokio::time::sleep(Duration::from_millis(3)).await;
                 let n = attempt_counter.fetch_add(1, Ordering::SeqCst);
-                let ok = id % 7 != 0 && n % 3 != 2;
+                let ok = !id.is_multiple_of(7) && n % 3 != 2;
                 deliveries.lock().unwrap().entry(id).or_default().push(ok);
                 let mut response = Response::new(Body::empty());
                 if !ok {

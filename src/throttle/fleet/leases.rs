@@ -104,8 +104,10 @@ impl LeaseState {
 const SHARDS: usize = 16;
 
 /// The leases of the keys this instance has seen recently, bounded like the key table.
+type Shard = Mutex<HashMap<u64, Arc<KeyLease>>>;
+
 pub(crate) struct LeaseTable {
-    shards: Box<[Mutex<HashMap<u64, Arc<KeyLease>>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
 
