@@ -242,6 +242,25 @@ impl AdaptiveThrottle {
         let cfg = self.inner.config.load();
         let quota = self.fleet_quota(&cfg, limit, now);
         let now_ms = as_millis_u64(now);
+        if cfg.key_quota.is_shared() {
+            // Keys share one limit: besides each key's fleet-wide quota, this instance admits
+            // at most its share of the service-wide limit (the limit ÷ the fleet's size).
+            // Taken first: a key the fleet then denies leaves a unit unused, never one extra.
+            let instances = fleet.instances.load(Ordering::Relaxed).max(1);
+            let rate = super::inner::global_rate(&cfg, limit.div_ceil(instances).max(1));
+            let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
+            if !self.inner.global.try_take(&rate, tier, now_us) {
+                let retry_us = self.inner.global.peek(&rate, tier, now_us).retry_after_us;
+                return FleetCheck::Ready(self.fleet_decision(
+                    false,
+                    quota,
+                    0,
+                    retry_us.div_ceil(1000),
+                    tier,
+                    now,
+                ));
+            }
+        }
         let lease = fleet.leases.get(digest, now_ms);
         if fleet.settings.mode == Fleet::Leased {
             match lease.spend(now_ms, u64::from(quota)) {
@@ -251,7 +270,9 @@ impl AdaptiveThrottle {
                     credits,
                 } => {
                     fleet.lease_hits.fetch_add(1, Ordering::Relaxed);
-                    if credits <= lease_size(&fleet.settings, quota) / 2 {
+                    if credits <= lease_size(&fleet.settings, quota) / 2
+                        && !lease.refilling.swap(true, Ordering::AcqRel)
+                    {
                         self.refill_ahead(&lease, digest, quota);
                     }
                     return FleetCheck::Ready(self.fleet_decision(
@@ -392,19 +413,20 @@ impl AdaptiveThrottle {
     /// Starts a refill in the background unless a call for the key is already in flight.
     fn refill_ahead(&self, lease: &Arc<KeyLease>, digest: u64, quota: u32) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            lease.refilling.store(false, Ordering::Release);
             return;
         };
         let (this, lease) = (self.clone(), lease.clone());
         handle.spawn(async move {
-            let Ok(_gate) = lease.gate.try_lock() else {
-                return;
-            };
-            let fleet = this.fleet().expect("fleet mode");
-            if fleet.health() == StoreHealth::Degraded {
-                return;
+            // A miss already asking brings credits too.
+            if let Ok(_gate) = lease.gate.try_lock() {
+                let fleet = this.fleet().expect("fleet mode");
+                if fleet.health() != StoreHealth::Degraded {
+                    let want = lease_size(&fleet.settings, quota);
+                    let _ = this.take(&lease, digest, quota, want).await;
+                }
             }
-            let want = lease_size(&fleet.settings, quota);
-            let _ = this.take(&lease, digest, quota, want).await;
+            lease.refilling.store(false, Ordering::Release);
         });
     }
 

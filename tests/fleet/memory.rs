@@ -219,3 +219,56 @@ async fn a_limit_moved_on_one_instance_reaches_the_others() {
     );
     assert_eq!(b.fleet_stats().unwrap().shared_limit, Some(70));
 }
+
+/// Keys sharing one limit (fair shares, the recommended default): each instance admits at most
+/// its share of the service-wide limit, so the fleet's aggregate stays near the limit however
+/// many keys arrive.
+#[tokio::test(start_paused = true)]
+async fn fair_share_fleet_holds_the_aggregate_near_the_limit() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    let cfg = || {
+        ThrottleConfig::builder()
+            .initial_limit(20)
+            .min_limit(20)
+            .max_limit(20)
+            .window(Duration::from_secs(1))
+            .build()
+            .unwrap()
+    };
+    let nodes: Vec<_> = (0..2)
+        .map(|i| {
+            AdaptiveThrottle::builder(cfg())
+                .name("shared")
+                .instance_name(format!("n{i}"))
+                .clock(clock.clone())
+                .store(store.clone())
+                .build()
+        })
+        .collect();
+    for node in &nodes {
+        node.check_async("warm", Tier::Standard).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(nodes[0].fleet_stats().unwrap().instances, 2);
+    let mut per_window: BTreeMap<u64, u32> = BTreeMap::new();
+    for _ in 0..(10 * 50) {
+        // Each instance sees its own five keys: their quotas alone would admit 2 × 20.
+        for (i, node) in nodes.iter().enumerate() {
+            for key in 5 * i..5 * i + 5 {
+                if node.check_async(&key, Tier::Standard).await.allowed {
+                    *per_window
+                        .entry(clock.now().as_millis() as u64 / 1000)
+                        .or_default() += 1;
+                }
+            }
+        }
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_millis(20));
+    }
+    for (w, n) in per_window.iter().skip(1) {
+        // 2 instances × (10 + a burst of 1).
+        assert!(*n <= 22, "window {w}: {n}: {per_window:?}");
+        assert!(*n >= 16, "window {w}: {n}: {per_window:?}");
+    }
+}

@@ -3,7 +3,7 @@
 //! share one store call.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -20,6 +20,8 @@ pub(crate) struct KeyLease {
     /// gate whether the call it waited for failed (then it falls back at once instead of
     /// queueing another call behind a store that does not answer).
     pub(crate) attempts: AtomicU64,
+    /// A refill fetched ahead of need is on its way: one at a time per key.
+    pub(crate) refilling: AtomicBool,
 }
 
 pub(crate) struct LeaseState {
@@ -57,6 +59,7 @@ impl KeyLease {
             }),
             gate: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
+            refilling: AtomicBool::new(false),
         }
     }
 
