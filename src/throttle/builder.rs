@@ -120,12 +120,12 @@ impl ThrottleBuilder {
         self
     }
 
-    /// The share of a key's limit one lease takes (default 0.1), clamped to [0.001, 1]; a
-    /// value that is not a number keeps the default. Larger leases mean fewer store calls and
+    /// The share of a key's limit one lease takes (default 0.1), clamped to (0, 1]; a lease is
+    /// at least one unit, and a value that is not a number keeps the default. Larger leases mean fewer store calls and
     /// more budget stranded on idle instances at a window's end; never more admitted.
     pub fn lease_fraction(mut self, fraction: f64) -> Self {
         if !fraction.is_nan() {
-            self.lease_fraction = fraction.clamp(0.001, 1.0);
+            self.lease_fraction = fraction.clamp(f64::MIN_POSITIVE, 1.0);
         }
         self
     }
