@@ -112,7 +112,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| path (1 task, {CHECKS} checks) | checks/s | p50 | p99 | p99.9 | Redis round trips per check |");
     println!("|---|---:|---:|---:|---:|---:|");
     measure("in memory (no store)", Some(&memory), &store, CHECKS).await;
-    measure("leased, hot key (lease of 1 000 000)", Some(&leased), &store, CHECKS).await;
+    measure(
+        "leased, hot key (lease of 1 000 000)",
+        Some(&leased),
+        &store,
+        CHECKS,
+    )
+    .await;
     let small = fleet_with(Fleet::Leased, "bench-leased-small", 0.000_01);
     measure("leased, lease of 100", Some(&small), &store, CHECKS).await;
     let tiny = fleet_with(Fleet::Leased, "bench-leased-tiny", 0.000_001);
@@ -123,7 +129,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| path | throughput |");
     println!("|---|---:|");
     throughput("in memory", memory.clone(), 4, CHECKS / 4).await;
-    throughput("leased", fleet(Fleet::Leased, "bench-leased-3"), 4, CHECKS / 4).await;
-    throughput("strict", fleet(Fleet::Strict, "bench-strict-3"), 4, CHECKS / 20).await;
+    throughput(
+        "leased",
+        fleet(Fleet::Leased, "bench-leased-3"),
+        4,
+        CHECKS / 4,
+    )
+    .await;
+    throughput(
+        "strict",
+        fleet(Fleet::Strict, "bench-strict-3"),
+        4,
+        CHECKS / 20,
+    )
+    .await;
     Ok(())
 }

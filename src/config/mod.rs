@@ -486,6 +486,8 @@ impl ThrottleConfig {
     /// The settings fixed when a throttle is built — the key table's size, the event channel,
     /// the concurrency axis — that differ between `self` and `other`: each setting's name, and
     /// both values.
+    // Read by the admin router's config swap only.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn fixed_at_build_differences(
         &self,
         other: &ThrottleConfig,

@@ -272,12 +272,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn seed(&self) -> u64;
 }
 
+#[cfg(any(feature = "redis", test))]
 /// The store's name for a key's window budget: one hash slot per key, so keys spread over a
 /// cluster.
 pub(crate) fn budget_key(prefix: &str, name: &str, key: u64) -> String {
     format!("{prefix}k:{{{name}:{key:016x}}}")
 }
 
+#[cfg(any(feature = "redis", test))]
 /// The store's names for a throttle's shared limit, last safe limit and live instances: one
 /// hash slot (`{name}`), so one script may touch all three.
 pub(crate) fn limit_keys(prefix: &str, name: &str) -> [String; 3] {
@@ -288,6 +290,7 @@ pub(crate) fn limit_keys(prefix: &str, name: &str) -> [String; 3] {
     ]
 }
 
+#[cfg(feature = "redis")]
 /// How long the last safe limit is kept (Baldur: the default TTL × 24).
 pub(crate) const SAFE_LIMIT_TTL: Duration = Duration::from_secs(86_400);
 
