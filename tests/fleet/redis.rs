@@ -203,3 +203,63 @@ async fn redis_killed_restarted_and_frozen_never_stalls_a_request() {
         "frozen: waited {slowest:?}"
     );
 }
+
+/// The limit scripts on a real Redis (Baldur's limit manager): cold start current → safe →
+/// default, clamp-and-set with the last safe limit, compare-and-set; and a script flushed from
+/// the server's cache (`NOSCRIPT`) is loaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_scripts_cold_start_clamp_and_compare_and_set() {
+    use tower_adaptive_throttle::store::{CompareAndSet, LimitBounds, LimitSource, Store, Take};
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let b = LimitBounds { min: 10, max: 500 };
+    assert_eq!(
+        store.load_limit("svc", 100, b).await.unwrap(),
+        (100, LimitSource::Default)
+    );
+    assert_eq!(
+        store.load_limit("svc", 7, b).await.unwrap(),
+        (100, LimitSource::Current)
+    );
+    assert_eq!(
+        store.set_limit("svc", 900, b, true).await.unwrap(),
+        (Some(100), 500)
+    );
+    assert_eq!(
+        store
+            .compare_and_set_limit("svc", 100, 50, b)
+            .await
+            .unwrap(),
+        CompareAndSet::Mismatch(500)
+    );
+    assert_eq!(
+        store.compare_and_set_limit("svc", 500, 5, b).await.unwrap(),
+        CompareAndSet::Set(10)
+    );
+    // Current lost (say, evicted): the last safe limit comes back.
+    let status = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "DEL",
+            "throttle:l:{svc}:limit",
+        ])
+        .output();
+    assert!(status.is_ok_and(|o| o.status.success()));
+    assert_eq!(
+        store.load_limit("svc", 100, b).await.unwrap(),
+        (500, LimitSource::Safe)
+    );
+    // Scripts flushed from the server: run by SHA, reloaded on NOSCRIPT.
+    let flushed = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "SCRIPT", "FLUSH"])
+        .output();
+    assert!(flushed.is_ok_and(|o| o.status.success()));
+    let g = store.take(Take::new("svc", 1, 60_000, 3, 2)).await.unwrap();
+    assert_eq!((g.granted, g.used), (2, 2));
+    let g = store.take(Take::new("svc", 1, 60_000, 3, 2)).await.unwrap();
+    assert_eq!((g.granted, g.used), (1, 3));
+    assert!(g.reset_in_ms >= 1 && g.reset_in_ms <= 60_000);
+}

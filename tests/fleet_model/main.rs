@@ -480,7 +480,7 @@ impl Model for Fleet {
         match action {
             Action::Tick => {
                 state.now += 1;
-                if state.now % self.window == 0 {
+                if state.now.is_multiple_of(self.window) {
                     state.leased = 0;
                     state.admitted = 0;
                 }
