@@ -1,7 +1,7 @@
 //! [`RateLimitCoordinator`]: the cheap-to-clone handle every client layer of one process shares,
 //! and the state behind it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use super::key::Host;
 use super::layer::CoordinatorLayer;
 use super::table::{Step, Table};
 use crate::clock::tokio_now;
+use crate::store::Store;
 use crate::throttle::AdaptiveThrottle;
 
 /// One shared decision per rate-limited dependency: when an upstream answers 429, every caller
@@ -52,11 +53,58 @@ pub(crate) struct Shared {
     events: broadcast::Sender<CoordinatorEvent>,
     pub(crate) counters: Counters,
     inbound: RwLock<Option<AdaptiveThrottle>>,
+    /// Cooldowns shared with other processes through a store, when configured.
+    fleet: Option<FleetLink>,
 }
+
+/// Where a coordinator shares its cooldowns.
+#[derive(Debug)]
+struct FleetLink {
+    store: Arc<dyn Store>,
+    name: Arc<str>,
+    pulling: AtomicBool,
+}
+
+/// How often a coordinator with a store reads the fleet's cooldowns.
+const PULL_INTERVAL: Duration = Duration::from_millis(100);
+/// The bound on each of those reads and writes.
+const STORE_TIMEOUT: Duration = Duration::from_millis(50);
 
 impl RateLimitCoordinator {
     /// A coordinator with no key rate limited.
     pub fn new(cfg: CoordinatorConfig) -> Self {
+        Self::build(cfg, None)
+    }
+
+    /// A coordinator whose cooldowns are shared through `store` with every coordinator of the
+    /// same `name` (other processes, other machines): a 429 seen by one cools the key down for
+    /// all. Each process reads the fleet's cooldowns every 100 ms and still sends its own
+    /// canary after a cooldown. A store that does not answer (50 ms bound) leaves each
+    /// coordinator on its own cooldowns.
+    ///
+    /// ```
+    /// use tower_adaptive_throttle::outbound::{CoordinatorConfig, RateLimitCoordinator};
+    /// use tower_adaptive_throttle::store::MemoryStore; // or RedisStore (feature `redis`)
+    ///
+    /// let coord = RateLimitCoordinator::with_store(
+    ///     CoordinatorConfig::default(),
+    ///     MemoryStore::new(),
+    ///     "payments-clients",
+    /// );
+    /// # let _ = coord;
+    /// ```
+    pub fn with_store(cfg: CoordinatorConfig, store: impl Store, name: &str) -> Self {
+        Self::build(
+            cfg,
+            Some(FleetLink {
+                store: Arc::new(store),
+                name: name.into(),
+                pulling: AtomicBool::new(false),
+            }),
+        )
+    }
+
+    fn build(cfg: CoordinatorConfig, fleet: Option<FleetLink>) -> Self {
         let seed = cfg.seed.unwrap_or_else(crate::util::random_seed);
         Self {
             shared: Arc::new(Shared {
@@ -67,6 +115,7 @@ impl RateLimitCoordinator {
                 events: broadcast::channel(EVENT_CAPACITY).0,
                 counters: Counters::default(),
                 inbound: RwLock::new(None),
+                fleet,
             }),
         }
     }
@@ -200,6 +249,68 @@ impl Shared {
                 t.governance().on_upstream_429(armed.consecutive);
             }
         }
+        if let (Some((_, until, _)), Some(fleet)) = (armed.cooldown, self.fleet.as_ref()) {
+            let delay = until.saturating_duration_since(now);
+            let (store, name, key) = (fleet.store.clone(), fleet.name.clone(), key.to_owned());
+            let consecutive = armed.consecutive;
+            spawn(async move {
+                let push = store.extend_cooldown(&name, &key, delay, consecutive);
+                let _ = tokio::time::timeout(STORE_TIMEOUT, push).await;
+            });
+        }
+    }
+
+    /// Starts reading the fleet's cooldowns (once, on the caller's runtime).
+    pub(crate) fn start_pulling(self: &Arc<Self>) {
+        let Some(fleet) = self.fleet.as_ref() else {
+            return;
+        };
+        if fleet.pulling.load(Ordering::Relaxed) || fleet.pulling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        spawn(async move {
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                shared.pull().await;
+                drop(shared);
+                tokio::time::sleep(PULL_INTERVAL).await;
+            }
+        });
+    }
+
+    /// Adopts every cooldown another instance started or extended.
+    async fn pull(&self) {
+        let Some(fleet) = self.fleet.as_ref() else {
+            return;
+        };
+        let read = fleet.store.cooldowns(&fleet.name);
+        let Ok(Ok(cooldowns)) = tokio::time::timeout(STORE_TIMEOUT, read).await else {
+            return;
+        };
+        let now = tokio_now();
+        for c in cooldowns {
+            let until = now + c.remaining;
+            let moved = {
+                let mut table = self.table.lock();
+                let next = self.seq.load(Ordering::Relaxed);
+                let moved = table.adopt(&c.key, until, c.consecutive, next, now);
+                self.cooling.store(table.len(), Ordering::Release);
+                moved
+            };
+            if moved {
+                Counters::bump(&self.counters.cooldowns_adopted);
+                self.publish(CoordinatorEvent::CooldownStarted {
+                    key: c.key,
+                    consecutive: c.consecutive,
+                    delay: c.remaining,
+                    until,
+                    extended: false,
+                    retry_after_honored: false,
+                    retry_after_clamped: false,
+                });
+            }
+        }
     }
 
     /// `key` recovered: by a canary answered without a 429 (`by_canary`), or cleared by hand.
@@ -216,6 +327,13 @@ impl Shared {
         }
         if by_canary {
             Counters::bump(&self.counters.cooldowns_ended);
+            if let Some(fleet) = self.fleet.as_ref() {
+                let (store, name, key) = (fleet.store.clone(), fleet.name.clone(), key.to_owned());
+                spawn(async move {
+                    let clear = store.clear_cooldown(&name, &key);
+                    let _ = tokio::time::timeout(STORE_TIMEOUT, clear).await;
+                });
+            }
         }
         self.publish(CoordinatorEvent::CooldownEnded {
             key: key.to_owned(),
@@ -236,5 +354,13 @@ impl Shared {
     fn publish(&self, event: CoordinatorEvent) {
         // No subscriber is not an error: events are for whoever listens.
         let _ = self.events.send(event);
+    }
+}
+
+/// Spawns on the caller's runtime; without one (a coordinator used outside tokio) the fleet
+/// is simply not told.
+fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(task);
     }
 }

@@ -67,6 +67,8 @@ pub struct CoordinatorStats {
     pub cooldowns_extended: u64,
     /// Cooldowns ended by a successful canary.
     pub cooldowns_ended: u64,
+    /// Cooldowns started or extended by another instance, read through the store.
+    pub cooldowns_adopted: u64,
     /// Calls sent first after a cooldown.
     pub canaries: u64,
     /// Calls that waited (for a cooldown or a canary) and then went ahead.
@@ -84,6 +86,7 @@ pub(crate) struct Counters {
     pub(crate) cooldowns_started: AtomicU64,
     pub(crate) cooldowns_extended: AtomicU64,
     pub(crate) cooldowns_ended: AtomicU64,
+    pub(crate) cooldowns_adopted: AtomicU64,
     pub(crate) canaries: AtomicU64,
     pub(crate) waited: AtomicU64,
     pub(crate) deferred: AtomicU64,
@@ -101,6 +104,7 @@ impl Counters {
             cooldowns_started: read(&self.cooldowns_started),
             cooldowns_extended: read(&self.cooldowns_extended),
             cooldowns_ended: read(&self.cooldowns_ended),
+            cooldowns_adopted: read(&self.cooldowns_adopted),
             canaries: read(&self.canaries),
             waited: read(&self.waited),
             deferred: read(&self.deferred),

@@ -71,6 +71,7 @@ where
         let Some(key) = self.key.key(&request).map(Box::<str>::from) else {
             return ResponseFuture::calling(self.inner.call(request), None);
         };
+        self.shared.start_pulling();
         let now = tokio_now();
         let deadline = deadline(&self.shared, now);
         match self.shared.step(&key, now, deadline) {

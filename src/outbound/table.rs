@@ -161,6 +161,32 @@ impl Table {
         }
     }
 
+    /// Another instance of the fleet cooled `key` down until `until`: the cooldown here ends no
+    /// earlier (it only ever extends), and the count is at least theirs. Whether it moved.
+    pub(crate) fn adopt(
+        &mut self,
+        key: &str,
+        until: Instant,
+        consecutive: u32,
+        next_seq: u64,
+        now: Instant,
+    ) -> bool {
+        let s = self.keys.entry(key.into()).or_insert_with(|| KeyState {
+            consecutive: 0,
+            until: now,
+            canary_in_flight: false,
+            armed_seq: next_seq,
+            wake: watch::channel(0).0,
+        });
+        s.consecutive = s.consecutive.max(consecutive).max(1);
+        if until <= s.until {
+            return false;
+        }
+        s.until = until;
+        s.wake();
+        true
+    }
+
     /// The canary on `key` settled without a verdict (an error, or its caller gave up): the
     /// next call in line becomes the canary.
     pub(crate) fn release_canary(&mut self, key: &str) {

@@ -32,6 +32,8 @@ struct State {
     instances: HashMap<String, HashMap<String, u64>>,
     /// The window index budgets were last swept at.
     swept: u64,
+    /// Per group, per key: (cooldown end in store ms, consecutive).
+    cooldowns: HashMap<String, HashMap<String, (u64, u32)>>,
     failing: bool,
 }
 
@@ -197,6 +199,52 @@ impl Store for MemoryStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.run(|_, _| ())
+    }
+
+    fn extend_cooldown<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        delay: Duration,
+        consecutive: u32,
+    ) -> StoreFuture<'a, ()> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        let delay = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.run(move |state, now| {
+            let entry = state
+                .cooldowns
+                .entry(name)
+                .or_default()
+                .entry(key)
+                .or_insert((now, 0));
+            entry.0 = entry.0.max(now.saturating_add(delay));
+            entry.1 = entry.1.max(consecutive);
+        })
+    }
+
+    fn cooldowns<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Vec<super::SharedCooldown>> {
+        let name = name.to_owned();
+        self.run(move |state, now| {
+            let Some(group) = state.cooldowns.get_mut(&name) else {
+                return Vec::new();
+            };
+            group.retain(|_, (until, _)| *until > now);
+            group
+                .iter()
+                .map(|(key, (until, n))| {
+                    super::SharedCooldown::new(key.clone(), Duration::from_millis(until - now), *n)
+                })
+                .collect()
+        })
+    }
+
+    fn clear_cooldown<'a>(&'a self, name: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        let (name, key) = (name.to_owned(), key.to_owned());
+        self.run(move |state, _| {
+            if let Some(group) = state.cooldowns.get_mut(&name) {
+                group.remove(&key);
+            }
+        })
     }
 
     fn seed(&self) -> u64 {

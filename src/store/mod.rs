@@ -208,6 +208,29 @@ pub enum CompareAndSet {
     Mismatch(u32),
 }
 
+/// One running cooldown shared through a store (see [`Store::cooldowns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedCooldown {
+    /// The coordination key (a host, by default).
+    pub key: String,
+    /// Time left, on the store's clock when it answered.
+    pub remaining: Duration,
+    /// Consecutive 429s behind it.
+    pub consecutive: u32,
+}
+
+impl SharedCooldown {
+    /// A cooldown of `key` with `remaining` left after `consecutive` 429s.
+    pub fn new(key: impl Into<String>, remaining: Duration, consecutive: u32) -> Self {
+        Self {
+            key: key.into(),
+            remaining,
+            consecutive,
+        }
+    }
+}
+
 /// What one heartbeat learns about the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -267,6 +290,38 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A cheap round trip, for health checks.
     fn ping(&self) -> StoreFuture<'_, ()>;
 
+    /// The outbound coordinator's shared cooldowns: extends `key`'s cooldown in the group
+    /// `name` to end `delay` from now (on the store's clock) unless it already ends later, and
+    /// raises its consecutive count to at least `consecutive`.
+    fn extend_cooldown<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        delay: Duration,
+        consecutive: u32,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (name, key, delay, consecutive);
+        Box::pin(std::future::ready(Err(StoreError::Protocol(
+            "this store does not share cooldowns".into(),
+        ))))
+    }
+
+    /// Every cooldown of the group `name` still running, with the time left.
+    fn cooldowns<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Vec<SharedCooldown>> {
+        let _ = name;
+        Box::pin(std::future::ready(Err(StoreError::Protocol(
+            "this store does not share cooldowns".into(),
+        ))))
+    }
+
+    /// Ends `key`'s shared cooldown (its dependency answered a canary).
+    fn clear_cooldown<'a>(&'a self, name: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        let _ = (name, key);
+        Box::pin(std::future::ready(Err(StoreError::Protocol(
+            "this store does not share cooldowns".into(),
+        ))))
+    }
+
     /// The fleet-wide secret that seeds key digests: every instance sharing the store hashes a
     /// key to the same digest, and a client cannot choose keys that collide with another's.
     fn seed(&self) -> u64;
@@ -277,6 +332,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 /// cluster.
 pub(crate) fn budget_key(prefix: &str, name: &str, key: u64) -> String {
     format!("{prefix}k:{{{name}:{key:016x}}}")
+}
+
+#[cfg(feature = "redis")]
+/// The store's name for a group's shared cooldowns (one hash).
+pub(crate) fn cooldown_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}o:{{{name}}}:cooldowns")
 }
 
 #[cfg(any(feature = "redis", test))]

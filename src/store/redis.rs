@@ -15,8 +15,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Script, Value};
 
 use super::{
-    budget_key, limit_keys, CompareAndSet, FleetView, Grant, LimitBounds, LimitSource, Store,
-    StoreError, StoreFuture, Take, SAFE_LIMIT_TTL,
+    budget_key, cooldown_key, limit_keys, CompareAndSet, FleetView, Grant, LimitBounds,
+    LimitSource, SharedCooldown, Store, StoreError, StoreFuture, Take, SAFE_LIMIT_TTL,
 };
 
 /// The key prefix of everything the crate stores.
@@ -104,6 +104,49 @@ if limit then return {n, tonumber(limit)} end
 return {n, -1}
 ";
 
+/// Extends one shared cooldown (a hash field "end ms:consecutive") to end `delay` ms from the
+/// server's now unless it ends later, raising its count; the hash lives as long as its
+/// longest cooldown. Returns the end.
+const EXTEND_COOLDOWN: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local sep = string.find(cur, ':')
+  local cur_until = tonumber(string.sub(cur, 1, sep - 1))
+  local cur_n = tonumber(string.sub(cur, sep + 1))
+  if cur_until > until_ms then until_ms = cur_until end
+  if cur_n > n then n = cur_n end
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d:%d', until_ms, n))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < until_ms - now then redis.call('PEXPIRE', KEYS[1], until_ms - now + 1000) end
+return until_ms
+";
+
+/// Every running cooldown of a group, as {key, ms left, count, ...}; ended ones are dropped.
+const COOLDOWNS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local sep = string.find(v, ':')
+  local until_ms = tonumber(string.sub(v, 1, sep - 1))
+  if until_ms > now then
+    table.insert(out, all[i])
+    table.insert(out, until_ms - now)
+    table.insert(out, tonumber(string.sub(v, sep + 1)))
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return out
+";
+
 /// The scripts, hashed once.
 struct Scripts {
     take: Script,
@@ -111,6 +154,8 @@ struct Scripts {
     set_limit: Script,
     cas_limit: Script,
     heartbeat: Script,
+    extend_cooldown: Script,
+    cooldowns: Script,
 }
 
 impl Scripts {
@@ -121,6 +166,8 @@ impl Scripts {
             set_limit: Script::new(SET_LIMIT),
             cas_limit: Script::new(CAS_LIMIT),
             heartbeat: Script::new(HEARTBEAT),
+            extend_cooldown: Script::new(EXTEND_COOLDOWN),
+            cooldowns: Script::new(COOLDOWNS),
         }
     }
 }
@@ -442,5 +489,56 @@ impl Store for RedisStore {
 
     fn seed(&self) -> u64 {
         self.seed
+    }
+
+    fn extend_cooldown<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+        delay: Duration,
+        consecutive: u32,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut call = self
+                .scripts
+                .extend_cooldown
+                .key(cooldown_key(&self.prefix, name));
+            call.arg(key)
+                .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+                .arg(consecutive);
+            let _: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn cooldowns<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Vec<SharedCooldown>> {
+        Box::pin(async move {
+            let call = self.scripts.cooldowns.key(cooldown_key(&self.prefix, name));
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let Value::Array(items) = reply else {
+                return Err(StoreError::Protocol("cooldowns: not an array".into()));
+            };
+            items
+                .chunks_exact(3)
+                .map(|c| {
+                    let key = match &c[0] {
+                        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                        other => return Err(StoreError::Protocol(format!("cooldowns: {other:?}"))),
+                    };
+                    let left = int(&c[1], "cooldowns")?.max(0) as u64;
+                    let n = to_u32(int(&c[2], "cooldowns")?);
+                    Ok(SharedCooldown::new(key, Duration::from_millis(left), n))
+                })
+                .collect()
+        })
+    }
+
+    fn clear_cooldown<'a>(&'a self, name: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(cooldown_key(&self.prefix, name)).arg(key);
+            let _: Value = self.connection.query(&cmd).await.map_err(unavailable)?;
+            Ok(())
+        })
     }
 }

@@ -263,3 +263,59 @@ async fn limit_scripts_cold_start_clamp_and_compare_and_set() {
     assert_eq!((g.granted, g.used), (1, 3));
     assert!(g.reset_in_ms >= 1 && g.reset_in_ms <= 60_000);
 }
+
+/// Two coordinators on two connections (two processes' worth) share one cooldown through a
+/// real Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_cooldowns_are_shared_through_redis() {
+    use tower_adaptive_throttle::outbound::{CoordinatorConfig, RateLimitCoordinator};
+    use tower_adaptive_throttle::store::Store;
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let a_store = RedisStore::connect(&redis.url()).await.unwrap();
+    let b_store = RedisStore::connect(&redis.url()).await.unwrap();
+    // The script round trip on its own: extend, read back, only extends, clear.
+    a_store
+        .extend_cooldown("clients", "api.test", Duration::from_secs(5), 2)
+        .await
+        .unwrap();
+    a_store
+        .extend_cooldown("clients", "api.test", Duration::from_secs(1), 1)
+        .await
+        .unwrap();
+    let read = b_store.cooldowns("clients").await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!((read[0].key.as_str(), read[0].consecutive), ("api.test", 2));
+    assert!(read[0].remaining > Duration::from_millis(4_500), "{read:?}");
+    b_store.clear_cooldown("clients", "api.test").await.unwrap();
+    assert!(a_store.cooldowns("clients").await.unwrap().is_empty());
+
+    // Through the coordinators: `a` learns of a 429 (a response through its layer is what
+    // does it in production; `extend_cooldown` is the same write), `b` adopts it.
+    let cfg = || CoordinatorConfig::builder().jitter(0.0).build().unwrap();
+    let b = RateLimitCoordinator::with_store(cfg(), b_store, "clients");
+    a_store
+        .extend_cooldown("clients", "api.example", Duration::from_secs(3), 1)
+        .await
+        .unwrap();
+    let svc = tower::service_fn(|_req: http::Request<String>| async {
+        Ok::<_, std::io::Error>(http::Response::new(String::new()))
+    });
+    let mut client = tower::Layer::layer(&b.layer(), svc);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // A call starts the reader; then the cooldown appears within a read interval.
+    let req = http::Request::get("http://api.other/")
+        .body(String::new())
+        .unwrap();
+    tower::ServiceExt::ready(&mut client).await.unwrap();
+    let _ = tower::Service::call(&mut client, req).await;
+    while b.cooldown_remaining("api.example").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the shared cooldown never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(b.cooldown_remaining("api.example").unwrap() <= Duration::from_secs(3));
+}

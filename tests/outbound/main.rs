@@ -15,4 +15,5 @@ mod e2e;
 mod feedback;
 mod retry_after;
 mod serve_or_defer;
+mod shared;
 mod stub;
