@@ -105,6 +105,7 @@
 
 mod body;
 mod classify;
+mod cost;
 pub mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -112,6 +113,7 @@ pub mod future;
 mod headers;
 mod key;
 mod layer;
+mod prefix;
 mod rejected;
 mod service;
 mod swap;
@@ -120,8 +122,10 @@ mod trust;
 
 pub use body::ResponseBody;
 pub use classify::{Classify, Outcome, ServerErrorsAsOverload};
+pub use cost::{json_u64_field, CostEstimator, CostHeader, FixedCost};
+pub use prefix::{BodyPrefix, BodyPrefixLayer, BodyPrefixService, PrefixFuture, PrefixedBody};
 pub use headers::{
-    retry_after_secs, DefaultRejection, OnReject, POLICY_NAME, RATELIMIT, RATELIMIT_POLICY,
+    retry_after_secs, DefaultRejection, OnReject, COST_POLICY_NAME, POLICY_NAME, RATELIMIT, RATELIMIT_POLICY,
     X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
 };
 pub use key::{
