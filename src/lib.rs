@@ -125,16 +125,14 @@ pub use concurrency::ConcurrencyPermit;
 pub use config::{
     ConcurrencyConfig, ConfigError, CostConfig, ThrottleConfig, ThrottleConfigBuilder,
 };
-pub use cost::{CostReport, CostReservation};
 pub use control::Regime;
+pub use cost::{CostReport, CostReservation};
 pub use decision::{Axis, Decision, Outcome, ParseTierError, RejectReason, Tier};
 pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
 pub use store::Fleet;
-pub use throttle::{
-    rules, AdaptiveThrottle, Admitted, Governance, ThrottleBuilder, ThrottleStats,
-};
+pub use throttle::{rules, AdaptiveThrottle, Admitted, Governance, ThrottleBuilder, ThrottleStats};
 
 /// The snapshots a throttle reports: [`ThrottleStats`] and the parts it is made of.
 pub mod stats {

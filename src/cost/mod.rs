@@ -272,9 +272,7 @@ impl CostMeter {
     /// Units the key spent in the window in force at `now_ms`.
     pub(crate) fn spent(&self, digest: u64, now_ms: u64) -> u64 {
         let shard = self.shard(digest).lock();
-        shard
-            .get(&digest)
-            .map_or(0, |s| self.spent_in(s, now_ms))
+        shard.get(&digest).map_or(0, |s| self.spent_in(s, now_ms))
     }
 
     fn spent_in(&self, state: &TokenBudgetState, now_ms: u64) -> u64 {
@@ -382,8 +380,14 @@ mod tests {
         assert!(!m.reserve(1, 1, 10).0.allowed);
         assert!(m.reserve(2, 1, 10).0.allowed, "keys are independent");
         let s = m.stats(10);
-        assert_eq!((s.reserved_total, s.refunded_total, s.charged_total), (81, 30, 70));
-        assert_eq!((s.denied_total, s.active_keys, s.spent_in_window), (1, 2, 121));
+        assert_eq!(
+            (s.reserved_total, s.refunded_total, s.charged_total),
+            (81, 30, 70)
+        );
+        assert_eq!(
+            (s.denied_total, s.active_keys, s.spent_in_window),
+            (1, 2, 121)
+        );
         assert_eq!(s.top_keys[0].spent, 120);
     }
 

@@ -199,7 +199,10 @@ mod tests {
 
     #[test]
     fn json_field_scan_finds_integers_only() {
-        assert_eq!(json_u64_field(br#"{"max_tokens":7}"#, "max_tokens"), Some(7));
+        assert_eq!(
+            json_u64_field(br#"{"max_tokens":7}"#, "max_tokens"),
+            Some(7)
+        );
         assert_eq!(
             json_u64_field(br#"{"a":{"max_tokens" : 12 }}"#, "max_tokens"),
             Some(12)

@@ -123,16 +123,16 @@ mod trust;
 pub use body::ResponseBody;
 pub use classify::{Classify, Outcome, ServerErrorsAsOverload};
 pub use cost::{json_u64_field, CostEstimator, CostHeader, FixedCost};
-pub use prefix::{BodyPrefix, BodyPrefixLayer, BodyPrefixService, PrefixFuture, PrefixedBody};
 pub use headers::{
-    retry_after_secs, DefaultRejection, OnReject, COST_POLICY_NAME, POLICY_NAME, RATELIMIT, RATELIMIT_POLICY,
-    X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
+    retry_after_secs, DefaultRejection, OnReject, COST_POLICY_NAME, POLICY_NAME, RATELIMIT,
+    RATELIMIT_POLICY, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
 };
 pub use key::{
     ip_key, peer_addr, ClientIp, GlobalKey, HeaderKey, KeyExtractor, PeerIp, ProxyHeader,
     DEFAULT_IPV6_PREFIX,
 };
 pub use layer::AdaptiveThrottleLayer;
+pub use prefix::{BodyPrefix, BodyPrefixLayer, BodyPrefixService, PrefixFuture, PrefixedBody};
 pub use rejected::{RejectedBody, ThrottleRejected};
 pub use service::AdaptiveThrottleService;
 pub use swap::Swappable;

@@ -192,10 +192,7 @@ where
                     req.extensions_mut().insert(BodyPrefix(prefix));
                     let mut inner = r.inner;
                     let future = inner.call(req);
-                    self.as_mut()
-                        .project()
-                        .state
-                        .set(State::Calling { future });
+                    self.as_mut().project().state.set(State::Calling { future });
                 }
             }
         }

@@ -71,7 +71,8 @@ impl AdaptiveThrottle {
     /// The cost axis's policy for the `RateLimit-Policy` field: the budget, the window and the
     /// unit (`None` without a cost axis).
     pub(crate) fn cost_policy(&self) -> Option<(u64, Duration, &Arc<str>)> {
-        self.cost_meter().map(|m| (m.budget(), m.window(), m.unit()))
+        self.cost_meter()
+            .map(|m| (m.budget(), m.window(), m.unit()))
     }
 
     /// Reserves `units` of `key`'s cost budget, on the cost axis alone (no slot, no rate
@@ -166,7 +167,11 @@ impl AdaptiveThrottle {
 
     /// The cost axis for a request of `key` with an estimate of `units`, when there is one to
     /// consult (a cost section, an estimate, and not disabled).
-    pub(crate) fn cost_ask<K: Hash + ?Sized>(&self, key: &K, units: Option<u64>) -> Option<CostAsk> {
+    pub(crate) fn cost_ask<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        units: Option<u64>,
+    ) -> Option<CostAsk> {
         let meter = self.cost_meter()?;
         let units = units?;
         if self.is_disabled() {
@@ -237,7 +242,12 @@ impl AdaptiveThrottle {
         }
     }
 
-    fn reserve(&self, ask: CostAsk, tier: Tier, now: Duration) -> Result<CostReservation, Decision> {
+    fn reserve(
+        &self,
+        ask: CostAsk,
+        tier: Tier,
+        now: Duration,
+    ) -> Result<CostReservation, Decision> {
         let now_ms = as_millis_u64(now);
         let (rd, start) = ask.meter.reserve(ask.digest, ask.units, now_ms);
         if !rd.allowed {
@@ -247,10 +257,18 @@ impl AdaptiveThrottle {
         let mut d = self.decision_from(rd, limit, tier, now_ms);
         d.axis = Some(Axis::Cost);
         let reserved = ask.units.clamp(1, crate::cost::MAX_COST);
-        Ok(CostReservation::held(ask.meter, ask.digest, start, reserved, d))
+        Ok(CostReservation::held(
+            ask.meter, ask.digest, start, reserved, d,
+        ))
     }
 
-    fn cost_denial(&self, meter: &CostMeter, rd: RateDecision, tier: Tier, now_ms: u64) -> Decision {
+    fn cost_denial(
+        &self,
+        meter: &CostMeter,
+        rd: RateDecision,
+        tier: Tier,
+        now_ms: u64,
+    ) -> Decision {
         let reason = RejectReason::BudgetExhausted;
         self.inner.counters.decision(tier, false, Some(reason));
         let limit = u32::try_from(meter.budget()).unwrap_or(u32::MAX);

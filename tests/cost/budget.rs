@@ -159,5 +159,8 @@ async fn golden_token_budget_vectors_replay_through_the_layer() {
             checked += 1;
         }
     }
-    assert!(checked >= 10, "only {checked} token-budget ops in the vectors");
+    assert!(
+        checked >= 10,
+        "only {checked} token-budget ops in the vectors"
+    );
 }

@@ -10,11 +10,11 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_adaptive_throttle::config::{CostConfig, RateStrategy, TierShares};
 use tower_adaptive_throttle::http::{CostHeader, HeaderKey, ThrottleRejected};
 use tower_adaptive_throttle::{
-    AdaptiveThrottle, AdaptiveThrottleLayer, Admitted, Axis, ConcurrencyConfig, Decision, ManualClock,
-    RejectReason, Tier,
+    AdaptiveThrottle, AdaptiveThrottleLayer, Admitted, Axis, ConcurrencyConfig, Decision,
+    ManualClock, RejectReason, Tier,
 };
 
-use crate::support::{self, body_json};
+use crate::support::{self, body_json, body_text};
 
 fn decision() -> impl Strategy<Value = Decision> {
     (
@@ -43,7 +43,13 @@ fn decision() -> impl Strategy<Value = Decision> {
 
 /// The five integers (and `allowed`) the algebra defines.
 fn numbers(d: &Decision) -> (bool, u32, u32, Duration, Duration) {
-    (d.allowed, d.limit, d.remaining, d.retry_after, d.reset_after)
+    (
+        d.allowed,
+        d.limit,
+        d.remaining,
+        d.retry_after,
+        d.reset_after,
+    )
 }
 
 proptest! {
@@ -112,7 +118,11 @@ fn the_first_denying_axis_binds_and_nothing_is_held_after_a_denial() {
     assert_eq!(a.decision().axis, Some(Axis::Rate));
     assert_eq!(a.decision().remaining, 2);
     let b = t.acquire_with_cost("j", Tier::Standard, 99).unwrap();
-    assert_eq!(b.decision().axis, Some(Axis::Cost), "1 token left < 2 requests left");
+    assert_eq!(
+        b.decision().axis,
+        Some(Axis::Cost),
+        "1 token left < 2 requests left"
+    );
     assert_eq!(b.decision().remaining, 1);
 
     // Concurrency first: two in flight.
@@ -131,16 +141,31 @@ fn the_first_denying_axis_binds_and_nothing_is_held_after_a_denial() {
     assert_eq!(d.axis, Some(Axis::Cost));
     assert_eq!(d.reason, Some(RejectReason::BudgetExhausted));
     assert_eq!(d.retry_after, Duration::from_secs(60));
-    assert_eq!(inflight(&t), 0, "the slot taken before the cost axis denied is released");
-    assert_eq!(t.peek("k").remaining, rate_left, "the rate axis spent nothing");
-    assert_eq!(t.cost_usage("k").unwrap().spent, 110, "a denial reserves nothing");
+    assert_eq!(
+        inflight(&t),
+        0,
+        "the slot taken before the cost axis denied is released"
+    );
+    assert_eq!(
+        t.peek("k").remaining,
+        rate_left,
+        "the rate axis spent nothing"
+    );
+    assert_eq!(
+        t.cost_usage("k").unwrap().spent,
+        110,
+        "a denial reserves nothing"
+    );
 
     // "j" spends its last token; its next request finds the budget spent and the rate axis
     // open: the cost axis names the denial.
     let last = t.acquire_with_cost("j", Tier::Standard, 1).unwrap();
     done(last);
     let d = t.acquire_with_cost("j", Tier::Standard, 1).unwrap_err();
-    assert_eq!((d.axis, d.reason), (Some(Axis::Cost), Some(RejectReason::BudgetExhausted)));
+    assert_eq!(
+        (d.axis, d.reason),
+        (Some(Axis::Cost), Some(RejectReason::BudgetExhausted))
+    );
 
     // "r" exhausts both its 3 requests and its 100 tokens: the rate axis, first in the order,
     // is the one named.
@@ -194,7 +219,11 @@ async fn a_spent_budget_gets_a_429_whose_fields_describe_the_cost_axis() {
         ok.headers()["ratelimit-policy"],
         r#""cost";q=100;qu="tokens";w=60"#
     );
-    assert_eq!(svc.clone().oneshot(ask(60)).await.unwrap().status(), StatusCode::OK);
+    // A body dropped unread is a cancelled request (refunded): read them to the end.
+    body_text(ok).await;
+    let second = svc.clone().oneshot(ask(60)).await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    body_text(second).await;
     let res = svc.clone().oneshot(ask(1)).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.headers()["retry-after"], "60");
@@ -215,10 +244,16 @@ async fn a_spent_budget_gets_a_429_whose_fields_describe_the_cost_axis() {
     other
         .headers_mut()
         .insert("x-api-key", "bob".parse().unwrap());
-    assert_eq!(svc.clone().oneshot(other).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        svc.clone().oneshot(other).await.unwrap().status(),
+        StatusCode::OK
+    );
     let mut unmetered = ask(1);
     unmetered.headers_mut().remove("x-max-tokens");
     let res = svc.clone().oneshot(unmetered).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["ratelimit"].to_str().unwrap().starts_with("\"adaptive\""));
+    assert!(res.headers()["ratelimit"]
+        .to_str()
+        .unwrap()
+        .starts_with("\"adaptive\""));
 }

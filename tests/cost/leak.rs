@@ -107,8 +107,14 @@ async fn a_thousand_concurrent_requests_with_random_cancellation_leak_nothing() 
         settled += task.await.unwrap();
     }
     let usage = t.cost_usage(&alice()).unwrap();
-    assert_eq!(usage.spent, settled, "the budget shows exactly what was spent");
+    assert_eq!(
+        usage.spent, settled,
+        "the budget shows exactly what was spent"
+    );
     let s = t.cost_stats().unwrap();
-    assert_eq!(s.reserved_total + s.charged_total - s.refunded_total, settled);
+    assert_eq!(
+        s.reserved_total + s.charged_total - s.refunded_total,
+        settled
+    );
     assert_eq!(s.spent_in_window, settled);
 }

@@ -27,13 +27,21 @@ fn the_cost_section_is_validated_by_build_naming_the_value() {
         .cost(CostConfig::new(10).window(Duration::ZERO))
         .build()
         .unwrap_err();
-    assert_eq!(err, ConfigError::ZeroDuration { name: "cost.window" });
+    assert_eq!(
+        err,
+        ConfigError::ZeroDuration {
+            name: "cost.window"
+        }
+    );
     let err = ThrottleConfig::builder()
         .cost(CostConfig::new(10).unit("Tokens!"))
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("\"Tokens!\""), "{err}");
-    assert!(ThrottleConfig::default().cost().is_none(), "off unless configured");
+    assert!(
+        ThrottleConfig::default().cost().is_none(),
+        "off unless configured"
+    );
 }
 
 #[test]
@@ -53,13 +61,17 @@ fn the_cost_section_round_trips_through_serde_and_is_checked_on_the_way_in() {
     );
     let back: ThrottleConfig = serde_json::from_value(json).unwrap();
     assert_eq!(back, cfg);
-    let partial: ThrottleConfig =
-        serde_json::from_str(r#"{"cost": {"budget": 500}}"#).unwrap();
+    let partial: ThrottleConfig = serde_json::from_str(r#"{"cost": {"budget": 500}}"#).unwrap();
     let c = partial.cost().unwrap();
-    assert_eq!((c.budget(), c.window_length(), c.unit_name()), (500, Duration::from_secs(60), "tokens"));
+    assert_eq!(
+        (c.budget(), c.window_length(), c.unit_name()),
+        (500, Duration::from_secs(60), "tokens")
+    );
     let err = serde_json::from_str::<ThrottleConfig>(r#"{"cost": {"budget": 0}}"#).unwrap_err();
     assert!(err.to_string().contains("cost.budget"), "{err}");
-    assert!(serde_json::from_str::<ThrottleConfig>(r#"{"cost": {"budget": 5, "nope": 1}}"#).is_err());
+    assert!(
+        serde_json::from_str::<ThrottleConfig>(r#"{"cost": {"budget": 5, "nope": 1}}"#).is_err()
+    );
 }
 
 #[test]
@@ -84,11 +96,17 @@ fn stats_show_usage_per_key_and_the_top_spenders() {
     // A new window: nothing spent, nothing listed.
     clock.advance(Duration::from_secs(60));
     assert_eq!(t.stats().cost.unwrap().active_keys, 0);
-    assert!(budget_throttle(1, Duration::from_secs(1)).0.stats().cost.is_some());
-    assert!(tower_adaptive_throttle::AdaptiveThrottle::new(ThrottleConfig::default())
+    assert!(budget_throttle(1, Duration::from_secs(1))
+        .0
         .stats()
         .cost
-        .is_none());
+        .is_some());
+    assert!(
+        tower_adaptive_throttle::AdaptiveThrottle::new(ThrottleConfig::default())
+            .stats()
+            .cost
+            .is_none()
+    );
 }
 
 #[test]
@@ -109,7 +127,9 @@ fn prometheus_exposes_cost_admitted_refunded_and_charged() {
             .iter()
             .find(|s| s.metric == name)
             .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
                 _ => f64::NAN,
             })
             .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
@@ -127,5 +147,9 @@ fn the_cost_section_is_fixed_when_the_throttle_is_built() {
     let without = ThrottleConfig::baldur();
     let old = t.swap_config(without);
     assert_eq!(old.cost().unwrap().budget(), 100);
-    assert_eq!(t.config().cost().unwrap().budget(), 100, "kept from the running config");
+    assert_eq!(
+        t.config().cost().unwrap().budget(),
+        100,
+        "kept from the running config"
+    );
 }

@@ -108,7 +108,9 @@ async fn the_true_cost_is_settled_from_trailers() {
 
 /// A streaming handler reports each token into the `CostReport` the layer put in the request;
 /// the cost is settled when the stream ends.
-fn streaming(tokens: usize) -> impl tower::Service<
+fn streaming(
+    tokens: usize,
+) -> impl tower::Service<
     Request<Body>,
     Response = Response<Body>,
     Error = std::convert::Infallible,
@@ -116,7 +118,10 @@ fn streaming(tokens: usize) -> impl tower::Service<
 > + Clone {
     service_fn(move |req: Request<Body>| async move {
         let report = req.extensions().get::<CostReport>().cloned();
-        assert!(report.is_some(), "the layer hands a report to metered requests");
+        assert!(
+            report.is_some(),
+            "the layer hands a report to metered requests"
+        );
         Ok::<_, std::convert::Infallible>(Response::new(Body::new(TokenStream::new(
             tokens, report,
         ))))
@@ -144,7 +149,11 @@ async fn a_body_dropped_mid_stream_is_refunded_but_for_what_it_reported() {
     }
     assert_eq!(spent(&t), 100);
     drop(body);
-    assert_eq!(spent(&t), 3, "three tokens were produced; the rest is refunded");
+    assert_eq!(
+        spent(&t),
+        3,
+        "three tokens were produced; the rest is refunded"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +168,8 @@ async fn a_response_future_dropped_before_completion_refunds_the_reservation() {
     for (report_first, left) in [(false, 0), (true, 5)] {
         let mut req = ask(100);
         if report_first {
-            req.headers_mut().insert("x-report-first", "1".parse().unwrap());
+            req.headers_mut()
+                .insert("x-report-first", "1".parse().unwrap());
         }
         let mut fut = Box::pin(svc.clone().oneshot(req));
         poll_fn(|cx| {
@@ -218,6 +228,10 @@ async fn the_estimate_is_read_from_the_body_prefix_without_losing_the_body() {
         .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(spent(&t), 42);
-    assert_eq!(body_text(res).await, json, "the body reaches the service whole");
+    assert_eq!(
+        body_text(res).await,
+        json,
+        "the body reaches the service whole"
+    );
     assert_eq!(spent(&t), 42, "nothing reported: the estimate stands");
 }
