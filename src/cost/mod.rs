@@ -199,10 +199,14 @@ impl CostMeter {
         drop(shard);
         if rd.allowed {
             self.reserved.fetch_add(units, Ordering::Relaxed);
-        } else {
-            self.denied.fetch_add(1, Ordering::Relaxed);
         }
         (rd, start)
+    }
+
+    /// Counts a request the cost axis refused (by a reservation, or by the look before the
+    /// rate axis).
+    pub(crate) fn note_denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The key's meter now, without debiting.
@@ -378,6 +382,7 @@ mod tests {
         m.charge(1, 70, 10);
         assert_eq!(m.usage(1, 10).remaining, 0);
         assert!(!m.reserve(1, 1, 10).0.allowed);
+        m.note_denied();
         assert!(m.reserve(2, 1, 10).0.allowed, "keys are independent");
         let s = m.stats(10);
         assert_eq!(

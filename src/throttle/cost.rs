@@ -271,6 +271,7 @@ impl AdaptiveThrottle {
     ) -> Decision {
         let reason = RejectReason::BudgetExhausted;
         self.inner.counters.decision(tier, false, Some(reason));
+        meter.note_denied();
         let limit = u32::try_from(meter.budget()).unwrap_or(u32::MAX);
         let mut d = self.decision_from(rd, limit, tier, now_ms);
         d.reason = Some(reason);
