@@ -12,7 +12,8 @@
 //!   `RateLimit` / `RateLimit-Policy` fields name the cost axis and its unit.
 //!
 //! It runs a scripted sequence of requests against the proxy in-process, prints each one, and
-//! exits. With `--serve` it serves on 127.0.0.1:3000 instead (send
+//! exits. With `--serve` it serves on 127.0.0.1:3000 (or `$PORT`) instead, with the admin
+//! console at `/admin/throttle/console` (send
 //! `curl -N -H 'x-api-key: alice' -d '{"max_tokens":50,"prompt":"hello"}' localhost:3000/v1/completions`).
 
 use std::convert::Infallible;
@@ -127,8 +128,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = app(&throttle);
 
     if std::env::args().any(|a| a == "--serve") {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-        println!("listening on http://127.0.0.1:3000/v1/completions");
+        // The admin console shows the cost axis next to the others.
+        let registry = tower_adaptive_throttle::ThrottleRegistry::new();
+        registry.register("llm", throttle.clone());
+        let app = app.nest(
+            "/admin/throttle",
+            tower_adaptive_throttle::admin::router(registry),
+        );
+        let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+        let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}/v1/completions (console: /admin/throttle/console)");
         axum::serve(listener, app).await?;
         return Ok(());
     }
