@@ -22,8 +22,9 @@ use crate::decision::Decision;
 /// nothing and settling it does nothing.
 #[must_use = "dropping a reservation refunds it"]
 pub struct CostReservation {
-    held: Option<Held>,
-    decision: Decision,
+    // Boxed: a request without a cost axis carries one null pointer through the admission
+    // path, not the whole hold; only metered requests pay the allocation.
+    held: Option<Box<Held>>,
 }
 
 struct Held {
@@ -32,6 +33,7 @@ struct Held {
     window_start_ms: u64,
     reserved: u64,
     report: Option<CostReport>,
+    decision: Decision,
 }
 
 /// What a settlement did.
@@ -49,12 +51,9 @@ pub struct Settlement {
 }
 
 impl CostReservation {
-    /// A reservation that holds nothing (no cost axis), carrying `decision`.
-    pub(crate) fn none(decision: Decision) -> Self {
-        Self {
-            held: None,
-            decision,
-        }
+    /// A reservation that holds nothing (no cost axis).
+    pub(crate) const fn none() -> Self {
+        Self { held: None }
     }
 
     pub(crate) fn held(
@@ -65,21 +64,22 @@ impl CostReservation {
         decision: Decision,
     ) -> Self {
         Self {
-            held: Some(Held {
+            held: Some(Box::new(Held {
                 meter,
                 digest,
                 window_start_ms,
                 reserved,
                 report: None,
-            }),
-            decision,
+                decision,
+            })),
         }
     }
 
     /// The cost axis's decision when the reservation was made (`axis` is
-    /// [`Axis::Cost`](crate::Axis::Cost); `remaining` in the budget's units).
-    pub fn decision(&self) -> &Decision {
-        &self.decision
+    /// [`Axis::Cost`](crate::Axis::Cost); `remaining` in the budget's units), or `None` when
+    /// it holds nothing.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.held.as_ref().map(|h| &h.decision)
     }
 
     /// Units reserved (0 without a cost axis).
@@ -161,7 +161,7 @@ impl fmt::Debug for CostReservation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CostReservation")
             .field("reserved", &self.reserved())
-            .field("decision", &self.decision)
+            .field("decision", &self.decision())
             .finish()
     }
 }

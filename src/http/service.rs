@@ -191,7 +191,7 @@ where
 {
     let throttle = &shared.throttle;
     let (decision, admitted) = match admission {
-        Ok(admitted) => (*admitted.decision(), Some(admitted)),
+        Ok(admitted) => (admitted.decision(), Some(admitted)),
         Err(denied) => (denied, None),
     };
     trace_decision(&decision);

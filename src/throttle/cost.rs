@@ -29,14 +29,17 @@ use crate::strategy::RateDecision;
 pub struct Admitted {
     permit: ConcurrencyPermit,
     reservation: CostReservation,
-    decision: Decision,
 }
 
 impl Admitted {
     /// ThrottleKit's one decision over the axes that decided (rate and cost, by
     /// [`Decision::combine`]): `remaining` is the smaller, and `axis` names the one that binds.
-    pub fn decision(&self) -> &Decision {
-        &self.decision
+    /// Without a cost reservation, the rate axis's decision.
+    pub fn decision(&self) -> Decision {
+        let rate = *self.permit.decision();
+        self.reservation
+            .decision()
+            .map_or(rate, |cost| rate.combine(*cost))
     }
 
     /// The concurrency slot (its [`decision`](ConcurrencyPermit::decision) is the rate
@@ -92,7 +95,7 @@ impl AdaptiveThrottle {
     ) -> Result<CostReservation, Decision> {
         match self.cost_ask(key, Some(units)) {
             Some(ask) => self.reserve(ask, tier, self.now()),
-            None => Ok(CostReservation::none(Decision::unlimited(tier))),
+            None => Ok(CostReservation::none()),
         }
     }
 
@@ -103,7 +106,10 @@ impl AdaptiveThrottle {
     pub fn debit_cost<K: Hash + ?Sized>(&self, key: &K, tier: Tier, units: u64) -> Decision {
         match self.reserve_cost(key, tier, units) {
             Ok(reservation) => {
-                let d = *reservation.decision();
+                let d = reservation
+                    .decision()
+                    .copied()
+                    .unwrap_or_else(|| Decision::unlimited(tier));
                 // Settled at once at its full value: a debit is final.
                 let actual = reservation.reserved();
                 reservation.settle(actual);
@@ -146,12 +152,9 @@ impl AdaptiveThrottle {
         units: Option<u64>,
     ) -> Result<Admitted, Decision> {
         let Some(ask) = self.cost_ask(key, units) else {
-            let permit = self.acquire_at(key, tier, now)?;
-            let decision = *permit.decision();
             return Ok(Admitted {
-                permit,
-                reservation: CostReservation::none(decision),
-                decision,
+                permit: self.acquire_at(key, tier, now)?,
+                reservation: CostReservation::none(),
             });
         };
         let permit = self.acquire_slot(tier)?;
@@ -221,23 +224,20 @@ impl AdaptiveThrottle {
         tier: Tier,
         now: Duration,
     ) -> Result<Admitted, Decision> {
-        let rate = *permit.decision();
         let Some(ask) = ask else {
             return Ok(Admitted {
                 permit,
-                reservation: CostReservation::none(rate),
-                decision: rate,
+                reservation: CostReservation::none(),
             });
         };
         match self.reserve(ask, tier, now) {
             Ok(reservation) => Ok(Admitted {
-                decision: rate.combine(*reservation.decision()),
                 permit,
                 reservation,
             }),
             Err(denied) => {
                 permit.set_outcome(crate::Outcome::Ignore);
-                Err(rate.combine(denied))
+                Err(permit.decision().combine(denied))
             }
         }
     }
