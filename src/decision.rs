@@ -99,17 +99,21 @@ pub enum RejectReason {
     /// The fleet's store is unreachable and the throttle fails closed
     /// ([`StoreFallback::FailClosed`](crate::store::StoreFallback::FailClosed)).
     StoreUnavailable,
+    /// The key spent its cost budget (for example tokens per minute) in the current window
+    /// (the cost axis, [`Axis::Cost`]).
+    BudgetExhausted,
 }
 
 impl RejectReason {
     /// Every reason.
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         Self::RateLimitExceeded,
         Self::ConcurrencyLimitExceeded,
         Self::ErrorBudgetCriticalNonEssentialBlocked,
         Self::EmergencyTierBlocked,
         Self::FullStop,
         Self::StoreUnavailable,
+        Self::BudgetExhausted,
     ];
 
     /// The snake_case name used in bodies, metrics and logs.
@@ -123,6 +127,7 @@ impl RejectReason {
             Self::EmergencyTierBlocked => "emergency_tier_blocked",
             Self::FullStop => "full_stop",
             Self::StoreUnavailable => "store_unavailable",
+            Self::BudgetExhausted => "budget_exhausted",
         }
     }
 }
@@ -145,15 +150,19 @@ pub enum Axis {
     Concurrency,
     /// A governance input (kill switch, emergency, error budget, full stop).
     Policy,
+    /// A cost budget per key per window (tokens, credits: what the request spends, known
+    /// after the response). See [`CostConfig`](crate::config::CostConfig).
+    Cost,
 }
 
 impl Axis {
-    /// The snake_case name (`rate`, `concurrency`, `policy`).
+    /// The snake_case name (`rate`, `concurrency`, `policy`, `cost`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Rate => "rate",
             Self::Concurrency => "concurrency",
             Self::Policy => "policy",
+            Self::Cost => "cost",
         }
     }
 }

@@ -83,7 +83,7 @@
 //! | `metrics` | Prometheus / OpenMetrics exposition (`prometheus-client`) |
 //! | `axum` | the admin router and console; `ConnectInfo<SocketAddr>` as the default HTTP key; `Decision` and `Tier` as handler extractors |
 //! | `dlq` | [`dlq`]: capture of rejected idempotent requests and their paced replay |
-//! | `conformance` | ThrottleKit's token budget and lease spender in [`strategy`] |
+//! | `conformance` | nothing any more: kept so existing `features = ["conformance"]` still build (the token budget it used to gate is the cost axis now, always compiled) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -101,6 +101,7 @@ mod clock;
 mod concurrency;
 pub mod config;
 mod control;
+pub mod cost;
 mod counters;
 mod decision;
 pub mod dlq;
@@ -121,20 +122,24 @@ mod util;
 pub use breaker::BreakerConfig;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use concurrency::ConcurrencyPermit;
-pub use config::{ConcurrencyConfig, ConfigError, ThrottleConfig, ThrottleConfigBuilder};
+pub use config::{
+    ConcurrencyConfig, ConfigError, CostConfig, ThrottleConfig, ThrottleConfigBuilder,
+};
 pub use control::Regime;
+pub use cost::{CostReport, CostReservation};
 pub use decision::{Axis, Decision, Outcome, ParseTierError, RejectReason, Tier};
 pub use events::{ChangeReason, FreezeReason, LimitChange, ThrottleEvent};
 pub use governance::{BreakerState, ErrorBudget, GovernanceSnapshot, GovernanceSource};
 pub use registry::ThrottleRegistry;
 pub use store::Fleet;
-pub use throttle::{rules, AdaptiveThrottle, Governance, ThrottleBuilder, ThrottleStats};
+pub use throttle::{rules, AdaptiveThrottle, Admitted, Governance, ThrottleBuilder, ThrottleStats};
 
 /// The snapshots a throttle reports: [`ThrottleStats`] and the parts it is made of.
 pub mod stats {
     pub use crate::breaker::BreakerStats;
     pub use crate::concurrency::ConcurrencyStats;
     pub use crate::control::RampProgress;
+    pub use crate::cost::{CostKeyUsage, CostStats, CostUsage};
     pub use crate::counters::{CounterSnapshot, Direction, RttHistogram, RTT_BUCKETS_SECONDS};
     pub use crate::governance::GovernanceState;
     pub use crate::signal::SampleStats;

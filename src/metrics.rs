@@ -24,6 +24,8 @@
 //! | `throttle_inflight`, `throttle_concurrency_limit` | gauge (throttles with a concurrency axis) | |
 //! | `throttle_store_degraded`, `throttle_fleet_instances` | gauge (throttles with a store) | |
 //! | `throttle_store_round_trips_total`, `throttle_store_errors_total`, `throttle_lease_hits_total`, `throttle_store_fallback_decisions_total` | counter (throttles with a store) | |
+//! | `throttle_cost_budget`, `throttle_cost_spent` | gauge (throttles with a cost axis): the budget per key per window, units spent in the window by all keys | |
+//! | `throttle_cost_admitted_total`, `throttle_cost_refunded_total`, `throttle_cost_charged_total` | counter (throttles with a cost axis): units reserved by admitted requests, given back at settlement or cancellation, charged above a reservation | |
 //!
 //! ```
 //! use tower_adaptive_throttle::{ThrottleConfig, ThrottleRegistry};
@@ -469,6 +471,52 @@ impl Collector for ThrottleCollector {
                 help,
                 MetricType::Counter,
                 fleet().map(|(name, f)| ([("throttle", name)], value(f))),
+            )?;
+        }
+        // The cost axis, for throttles with a cost section.
+        let cost = || {
+            samples
+                .iter()
+                .filter_map(|s| Some((s.name.as_str(), s.stats.cost.as_ref()?)))
+        };
+        for (family, help, kind, value) in [
+            (
+                "throttle_cost_budget",
+                "Cost budget per key per window, in the axis's unit.",
+                MetricType::Gauge,
+                (|c| c.budget) as fn(&crate::cost::CostStats) -> u64,
+            ),
+            (
+                "throttle_cost_spent",
+                "Units spent in the current cost window, all keys together.",
+                MetricType::Gauge,
+                |c| c.spent_in_window,
+            ),
+            (
+                "throttle_cost_admitted",
+                "Units reserved by admitted requests (and direct debits).",
+                MetricType::Counter,
+                |c| c.reserved_total,
+            ),
+            (
+                "throttle_cost_refunded",
+                "Units given back: estimates above the true cost, and cancelled requests.",
+                MetricType::Counter,
+                |c| c.refunded_total,
+            ),
+            (
+                "throttle_cost_charged",
+                "Units charged at settlement above the reservation.",
+                MetricType::Counter,
+                |c| c.charged_total,
+            ),
+        ] {
+            labelled(
+                e,
+                family,
+                help,
+                kind,
+                cost().map(|(name, c)| ([("throttle", name)], value(c))),
             )?;
         }
         Ok(())

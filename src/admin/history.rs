@@ -146,6 +146,20 @@ struct Sample {
     ramp: Option<(usize, usize, f64, f64)>,
     emergency_level: u8,
     breaker: &'static str,
+    /// The cost axis, when the throttle has one.
+    cost: Option<CostSample>,
+}
+
+/// The cost axis in one round: the budget per key, what all keys spent in the window, the keys
+/// spending, the totals admitted and refunded, and the unit.
+struct CostSample {
+    budget: u64,
+    spent: u64,
+    keys: usize,
+    admitted: u64,
+    refunded: u64,
+    denied: u64,
+    unit: Arc<str>,
 }
 
 impl Sample {
@@ -169,6 +183,15 @@ impl Sample {
             })),
             "emergency_level": self.emergency_level,
             "breaker": self.breaker,
+            "cost": self.cost.as_ref().map(|c| json!({
+                "budget": c.budget,
+                "spent": c.spent,
+                "keys": c.keys,
+                "admitted_total": c.admitted,
+                "refunded_total": c.refunded,
+                "denied_total": c.denied,
+                "unit": &*c.unit,
+            })),
         });
         match value {
             Value::Object(map) => map,
@@ -452,6 +475,15 @@ fn snapshot(t: &AdaptiveThrottle) -> Sample {
         }),
         emergency_level: s.governance.emergency_level,
         breaker: s.governance.breaker.as_str(),
+        cost: s.cost.map(|c| CostSample {
+            budget: c.budget,
+            spent: c.spent_in_window,
+            keys: c.active_keys,
+            admitted: c.reserved_total,
+            refunded: c.refunded_total,
+            denied: c.denied_total,
+            unit: Arc::from(c.unit),
+        }),
     }
 }
 

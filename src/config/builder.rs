@@ -98,6 +98,19 @@ impl ThrottleConfigBuilder {
         self
     }
 
+    /// Turns the cost axis on with `cfg`: a budget of units per key per window, reserved before
+    /// each request and settled after it (see [`CostConfig`](super::CostConfig)).
+    pub fn cost(mut self, cfg: super::CostConfig) -> Self {
+        self.cfg.cost = Some(cfg);
+        self
+    }
+
+    /// Turns the cost axis off (the default).
+    pub fn without_cost(mut self) -> Self {
+        self.cfg.cost = None;
+        self
+    }
+
     /// Fixes the seed of the ramp jitter so runs are reproducible (default: random per throttle).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.cfg.jitter_seed = Some(seed);

@@ -126,6 +126,12 @@ pub enum ConfigError {
         /// `max_window`.
         max_window: Duration,
     },
+    /// The cost unit is empty, longer than 32 bytes, or has a byte outside `a-z`, `0-9`, `-`,
+    /// `_`.
+    InvalidCostUnit {
+        /// The unit given (at most 64 characters of it).
+        unit: String,
+    },
     /// Tier shares must each be in `(0, 1]` and not increase from critical to non-essential.
     InvalidTierShares {
         /// Critical share.
@@ -197,6 +203,10 @@ impl fmt::Display for ConfigError {
             } => write!(
                 f,
                 "concurrency max_window must be at least min_window, got min_window={min_window:?}, max_window={max_window:?}"
+            ),
+            Self::InvalidCostUnit { unit } => write!(
+                f,
+                "cost.unit must be 1 to 32 of a-z, 0-9, '-', '_', got {unit:?}"
             ),
             Self::InvalidTierShares {
                 critical,

@@ -19,6 +19,7 @@ use std::time::Duration;
 mod builder;
 mod capacity;
 mod concurrency;
+mod cost;
 mod defaults;
 mod error;
 #[cfg(feature = "serde")]
@@ -32,6 +33,7 @@ pub(crate) use self::serde::duration_ms;
 pub use builder::ThrottleConfigBuilder;
 pub use capacity::*;
 pub use concurrency::*;
+pub use cost::*;
 pub use defaults::*;
 pub use error::ConfigError;
 
@@ -173,6 +175,7 @@ pub enum RateStrategy {
 /// | `event_capacity` | `1 ..= MAX_EVENT_CAPACITY` (65 536; allocated up front) |
 /// | `KeyQuota::Fixed` | at least 1 |
 /// | [`CapacityEstimate`] | in its docs; each value names its range in the error |
+/// | [`CostConfig`] | `budget` in `1 ..= u32::MAX`, `window` at least 1 ms, `unit` 1–32 of `a-z 0-9 - _` |
 /// | [`ConcurrencyConfig`] | in its docs; `min_rtt_probe.request_count` at most `MAX_PROBE_REQUEST_COUNT` (100 000) |
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
@@ -236,6 +239,8 @@ pub struct ThrottleConfig {
     pub(crate) adaptation: Adaptation,
     /// What one key may use of the limit.
     pub(crate) key_quota: KeyQuota,
+    /// The cost axis (a budget per key per window); `None` turns it off.
+    pub(crate) cost: Option<CostConfig>,
 }
 
 impl Default for ThrottleConfig {
@@ -374,6 +379,7 @@ impl ThrottleConfig {
             concurrency: None,
             adaptation: Adaptation::Ladder,
             key_quota: KeyQuota::WholeLimit,
+            cost: None,
         }
     }
 
@@ -511,6 +517,14 @@ impl ThrottleConfig {
             };
             differ.push(("concurrency", values));
         }
+        if self.cost != other.cost {
+            let state = |c: &Option<CostConfig>| if c.is_some() { "on" } else { "off" };
+            let values = match (&self.cost, &other.cost) {
+                (Some(_), Some(_)) => "settings changed".to_owned(),
+                (a, b) => format!("{} → {}", state(a), state(b)),
+            };
+            differ.push(("cost", values));
+        }
         differ
     }
 
@@ -519,7 +533,12 @@ impl ThrottleConfig {
         self.max_keys = running.max_keys;
         self.event_capacity = running.event_capacity;
         self.concurrency = running.concurrency.clone();
+        self.cost = running.cost.clone();
         self
+    }
+    /// The cost axis, if on.
+    pub fn cost(&self) -> Option<&CostConfig> {
+        self.cost.as_ref()
     }
     /// The concurrency axis, if on.
     pub fn concurrency(&self) -> Option<&ConcurrencyConfig> {

@@ -161,6 +161,9 @@ impl ThrottleConfig {
         if let Some(c) = &self.concurrency {
             c.validate()?;
         }
+        if let Some(c) = &self.cost {
+            c.validate()?;
+        }
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::classify::Outcome;
+use super::cost::CostTracker;
 use crate::concurrency::ConcurrencyPermit;
 use crate::AdaptiveThrottle;
 
@@ -34,6 +35,7 @@ pin_project! {
             #[pin]
             body: B,
             timer: Option<BodyTimer>,
+            cost: Option<CostTracker>,
         },
         Rejected {
             data: Option<Bytes>,
@@ -42,9 +44,9 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn inner(body: B, timer: Option<BodyTimer>) -> Self {
+    pub(crate) fn inner(body: B, timer: Option<BodyTimer>, cost: Option<CostTracker>) -> Self {
         Self {
-            kind: Kind::Inner { body, timer },
+            kind: Kind::Inner { body, timer, cost },
         }
     }
 
@@ -103,6 +105,33 @@ pub(crate) fn record(
     }
 }
 
+/// Follows the response body for its cost: trailers are read, and the cost is settled at the
+/// end of the body. A failed body drops the tracker, which refunds what was not reported.
+fn settle_on<E>(
+    cost: &mut Option<CostTracker>,
+    frame: &Option<Result<Frame<Bytes>, E>>,
+    ended: bool,
+) {
+    match frame {
+        Some(Ok(f)) => {
+            if let (Some(trailers), Some(t)) = (f.trailers_ref(), cost.as_mut()) {
+                t.on_trailers(trailers);
+            }
+            if ended {
+                if let Some(t) = cost.take() {
+                    t.finish();
+                }
+            }
+        }
+        None => {
+            if let Some(t) = cost.take() {
+                t.finish();
+            }
+        }
+        Some(Err(_)) => drop(cost.take()),
+    }
+}
+
 impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,
@@ -116,8 +145,15 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Rejected { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            KindProj::Inner { mut body, timer } => {
+            KindProj::Inner {
+                mut body,
+                timer,
+                cost,
+            } => {
                 let frame = ready!(body.as_mut().poll_frame(cx));
+                if cost.is_some() {
+                    settle_on(cost, &frame, body.is_end_stream());
+                }
                 if timer.is_some() {
                     let outcome = match &frame {
                         None => timer.as_ref().map(|t| t.outcome),

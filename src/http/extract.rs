@@ -65,3 +65,30 @@ impl IntoResponse for MissingThrottleExtension {
         (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
     }
 }
+
+/// The handle a handler reports its request's true cost into (present when the throttle has a
+/// cost axis and the request was metered; take `Option<CostReport>` otherwise).
+impl<S: Send + Sync> FromRequestParts<S> for crate::CostReport {
+    type Rejection = MissingThrottleExtension;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::CostReport>()
+            .cloned()
+            .ok_or(MissingThrottleExtension {
+                what: "cost report",
+            })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for crate::CostReport {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<crate::CostReport>().cloned())
+    }
+}

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::body::{record, BodyTimer, ResponseBody};
 use super::classify::{Classify, Outcome};
+use super::cost::CostTracker;
 use super::headers::{write_headers, Fields, HeaderOptions};
 use crate::concurrency::ConcurrencyPermit;
 use crate::AdaptiveThrottle;
@@ -36,6 +37,7 @@ pin_project! {
             future: F,
             recorder: Option<Recorder<C>>,
             headers: Option<AdmittedHeaders>,
+            cost: Option<CostTracker>,
         },
         Rejected {
             response: Option<Response<Bytes>>,
@@ -52,12 +54,14 @@ impl<F, C> ResponseFuture<F, C> {
         future: F,
         recorder: Option<Recorder<C>>,
         headers: Option<AdmittedHeaders>,
+        cost: Option<CostTracker>,
     ) -> Self {
         Self {
             kind: Kind::Admitted {
                 future,
                 recorder,
                 headers,
+                cost,
             },
         }
     }
@@ -163,14 +167,29 @@ where
                 future,
                 recorder,
                 headers,
+                cost,
             } => {
                 let result = ready!(future.poll(cx));
                 let timer = recorder.take().and_then(|r| r.finish(result.as_ref()));
+                // An inner error drops the tracker: the reservation is refunded (but for what
+                // was reported).
+                let mut cost = cost.take();
                 Poll::Ready(result.map(|mut res| {
+                    if let Some(tracker) = cost.as_mut() {
+                        tracker.on_response(res.headers());
+                    }
                     if let Some(h) = headers.take() {
                         write_headers(res.headers_mut(), h.fields, h.options);
                     }
-                    res.map(|body| ResponseBody::inner(body, timer))
+                    let cost = match cost {
+                        // Nothing more will come: settle now.
+                        Some(tracker) if res.body().is_end_stream() => {
+                            tracker.finish();
+                            None
+                        }
+                        other => other,
+                    };
+                    res.map(|body| ResponseBody::inner(body, timer, cost))
                 }))
             }
         }

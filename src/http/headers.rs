@@ -17,6 +17,10 @@ pub const POLICY_NAME: &str = "adaptive";
 /// "use for limiting concurrency" example does.
 pub(super) const CONCURRENCY_POLICY_NAME: &str = "concurrency";
 
+/// The policy name when the cost axis binds (a budget per key per window, denied or with the
+/// least room left); the fields then count the budget's unit (`qu="tokens"`).
+pub const COST_POLICY_NAME: &str = "cost";
+
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10).
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-10).
@@ -74,7 +78,7 @@ impl HeaderOptions {
 
 /// The numbers the rate-limit fields carry, taken from a [`Decision`] once (small enough to keep
 /// in the response future).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fields {
     allowed: bool,
     limit: u32,
@@ -87,9 +91,26 @@ pub(crate) struct Fields {
     /// The in-flight limit denied the request: the fields describe concurrency, not a quota
     /// per window (`qu="concurrent-requests"`, no `w`).
     concurrency: bool,
+    /// The cost axis binds: the fields count this unit of a budget per window
+    /// (`qu="<unit>"`); a shared name, not a copy.
+    cost_unit: Option<std::sync::Arc<str>>,
 }
 
 impl Fields {
+    /// The fields of a decision the cost axis bound: its budget per `window`, in `unit`.
+    pub(crate) fn cost(
+        d: &Decision,
+        budget: u64,
+        window: Duration,
+        unit: &std::sync::Arc<str>,
+    ) -> Self {
+        let mut f = Self::new(d, window);
+        f.limit = u32::try_from(budget).unwrap_or(u32::MAX);
+        f.concurrency = false;
+        f.cost_unit = Some(unit.clone());
+        f
+    }
+
     pub(crate) fn new(d: &Decision, window: Duration) -> Self {
         Self {
             allowed: d.allowed,
@@ -102,6 +123,7 @@ impl Fields {
             },
             w: ceil_secs(window).max(1),
             concurrency: !d.allowed && d.axis == Some(crate::Axis::Concurrency),
+            cost_unit: None,
         }
     }
 }
@@ -124,6 +146,8 @@ pub(crate) fn write_headers(headers: &mut HeaderMap, f: Fields, opts: HeaderOpti
     if opts.ietf {
         let name: &[u8] = if f.concurrency {
             CONCURRENCY_POLICY_NAME.as_bytes()
+        } else if f.cost_unit.is_some() {
+            COST_POLICY_NAME.as_bytes()
         } else {
             POLICY_NAME.as_bytes()
         };
@@ -134,6 +158,12 @@ pub(crate) fn write_headers(headers: &mut HeaderMap, f: Fields, opts: HeaderOpti
             v.num(u64::from(f.limit));
             if f.concurrency {
                 v.push(b";qu=\"concurrent-requests\"");
+            } else if let Some(unit) = &f.cost_unit {
+                // The unit was validated: 1 to 32 of `a-z 0-9 - _`, nothing to escape.
+                v.push(b";qu=");
+                v.quoted(unit.as_bytes());
+                v.push(b";w=");
+                v.num(f.w);
             } else {
                 v.push(b";w=");
                 v.num(f.w);
@@ -160,15 +190,16 @@ pub(crate) fn write_headers(headers: &mut HeaderMap, f: Fields, opts: HeaderOpti
 }
 
 /// A small stack buffer for structured-field values: no `format!`, one copy into the value.
+/// The longest value is the cost policy's: `"cost";q=<10 digits>;qu="<32>";w=<20 digits>`.
 struct Buf {
-    bytes: [u8; 64],
+    bytes: [u8; 96],
     len: usize,
 }
 
 impl Buf {
     fn new() -> Self {
         Self {
-            bytes: [0; 64],
+            bytes: [0; 96],
             len: 0,
         }
     }
@@ -345,6 +376,32 @@ mod tests {
             !h.contains_key(X_RATELIMIT_LIMIT),
             "legacy fields are opt-in"
         );
+    }
+
+    #[test]
+    fn cost_fields_name_the_budget_and_its_unit() {
+        let mut d = denied(59_001);
+        d.reason = Some(RejectReason::BudgetExhausted);
+        d.axis = Some(crate::Axis::Cost);
+        let mut h = HeaderMap::new();
+        let unit: std::sync::Arc<str> = "tokens".into();
+        write_headers(
+            &mut h,
+            Fields::cost(&d, 10_000, Duration::from_secs(60), &unit),
+            HeaderOptions::default(),
+        );
+        assert_eq!(h[RETRY_AFTER], "60");
+        assert_eq!(h[RATELIMIT_POLICY], r#""cost";q=10000;qu="tokens";w=60"#);
+        assert_eq!(h[RATELIMIT], r#""cost";r=0;t=60"#);
+        let long: std::sync::Arc<str> = "x".repeat(32).into();
+        let mut h = HeaderMap::new();
+        d.limit = u32::MAX;
+        write_headers(
+            &mut h,
+            Fields::cost(&d, u64::from(u32::MAX), Duration::MAX, &long),
+            HeaderOptions::default(),
+        );
+        assert!(h[RATELIMIT_POLICY].to_str().unwrap().contains(&*long));
     }
 
     #[test]

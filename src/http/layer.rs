@@ -7,6 +7,7 @@ use ::http::header::HeaderName;
 use tower_layer::Layer;
 
 use super::classify::ServerErrorsAsOverload;
+use super::cost::{CostSettle, FixedCost};
 use super::headers::{DefaultRejection, HeaderOptions};
 use super::key::PeerIp;
 use super::service::AdaptiveThrottleService;
@@ -41,6 +42,7 @@ pub struct AdaptiveThrottleLayer<
     T = FixedTier,
     C = ServerErrorsAsOverload,
     R = DefaultRejection,
+    E = FixedCost,
 > {
     throttle: AdaptiveThrottle,
     key: K,
@@ -48,6 +50,8 @@ pub struct AdaptiveThrottleLayer<
     classifier: C,
     on_reject: R,
     options: Options,
+    estimator: E,
+    settle: Arc<CostSettle>,
 }
 
 /// Switches shared by the layer and its services.
@@ -59,13 +63,15 @@ pub(crate) struct Options {
 }
 
 /// What every clone of a service shares.
-pub(crate) struct Shared<K, T, C, R> {
+pub(crate) struct Shared<K, T, C, R, E> {
     pub(crate) throttle: AdaptiveThrottle,
     pub(crate) key: K,
     pub(crate) tier: T,
     pub(crate) classifier: C,
     pub(crate) on_reject: R,
     pub(crate) options: Options,
+    pub(crate) estimator: E,
+    pub(crate) settle: Arc<CostSettle>,
 }
 
 impl AdaptiveThrottleLayer {
@@ -84,11 +90,13 @@ impl AdaptiveThrottleLayer {
             classifier: ServerErrorsAsOverload,
             on_reject: DefaultRejection,
             options: Options::default(),
+            estimator: FixedCost::default(),
+            settle: Arc::new(CostSettle::default()),
         }
     }
 }
 
-impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
+impl<K, T, C, R, E> AdaptiveThrottleLayer<K, T, C, R, E> {
     /// The throttle this layer and all its services share.
     pub fn throttle(&self) -> &AdaptiveThrottle {
         &self.throttle
@@ -97,7 +105,7 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
     /// Keys requests with `key` (a [`KeyExtractor`](super::KeyExtractor): a built-in or a
     /// closure).
     #[must_use]
-    pub fn key_extractor<K2>(self, key: K2) -> AdaptiveThrottleLayer<K2, T, C, R> {
+    pub fn key_extractor<K2>(self, key: K2) -> AdaptiveThrottleLayer<K2, T, C, R, E> {
         AdaptiveThrottleLayer {
             throttle: self.throttle,
             key,
@@ -105,13 +113,15 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
             classifier: self.classifier,
             on_reject: self.on_reject,
             options: self.options,
+            estimator: self.estimator,
+            settle: self.settle,
         }
     }
 
     /// Gives requests their tier with `tier` (a [`TierExtractor`](super::TierExtractor): a
     /// built-in or a closure).
     #[must_use]
-    pub fn tier_extractor<T2>(self, tier: T2) -> AdaptiveThrottleLayer<K, T2, C, R> {
+    pub fn tier_extractor<T2>(self, tier: T2) -> AdaptiveThrottleLayer<K, T2, C, R, E> {
         AdaptiveThrottleLayer {
             throttle: self.throttle,
             key: self.key,
@@ -119,13 +129,15 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
             classifier: self.classifier,
             on_reject: self.on_reject,
             options: self.options,
+            estimator: self.estimator,
+            settle: self.settle,
         }
     }
 
     /// Every request through this layer has `tier`: for per-route layers
     /// (`.route_layer(AdaptiveThrottleLayer::from_throttle(t.clone()).tier(Tier::Critical))`).
     #[must_use]
-    pub fn tier(self, tier: Tier) -> AdaptiveThrottleLayer<K, FixedTier, C, R> {
+    pub fn tier(self, tier: Tier) -> AdaptiveThrottleLayer<K, FixedTier, C, R, E> {
         self.tier_extractor(FixedTier(tier))
     }
 
@@ -134,14 +146,14 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
     /// [`TierHeader::trusted_only`] to honour it only from your proxies, and
     /// [`TierHeader::default_tier`] for another default.
     #[must_use]
-    pub fn tier_header(self, name: HeaderName) -> AdaptiveThrottleLayer<K, TierHeader, C, R> {
+    pub fn tier_header(self, name: HeaderName) -> AdaptiveThrottleLayer<K, TierHeader, C, R, E> {
         self.tier_extractor(TierHeader::new(name))
     }
 
     /// Classifies outcomes with `classifier` (a [`Classify`](super::Classify): a closure or a
     /// type). Services clone it once per request, so keep it cheap to clone.
     #[must_use]
-    pub fn classifier<C2>(self, classifier: C2) -> AdaptiveThrottleLayer<K, T, C2, R> {
+    pub fn classifier<C2>(self, classifier: C2) -> AdaptiveThrottleLayer<K, T, C2, R, E> {
         AdaptiveThrottleLayer {
             throttle: self.throttle,
             key: self.key,
@@ -149,6 +161,8 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
             classifier,
             on_reject: self.on_reject,
             options: self.options,
+            estimator: self.estimator,
+            settle: self.settle,
         }
     }
 
@@ -156,7 +170,7 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
     /// `Fn(&Decision) -> Response<impl Into<Bytes>>`), for a custom body, status or gRPC. The
     /// rate-limit fields are still added where the response does not set them.
     #[must_use]
-    pub fn on_reject<R2>(self, on_reject: R2) -> AdaptiveThrottleLayer<K, T, C, R2> {
+    pub fn on_reject<R2>(self, on_reject: R2) -> AdaptiveThrottleLayer<K, T, C, R2, E> {
         AdaptiveThrottleLayer {
             throttle: self.throttle,
             key: self.key,
@@ -164,6 +178,8 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
             classifier: self.classifier,
             on_reject,
             options: self.options,
+            estimator: self.estimator,
+            settle: self.settle,
         }
     }
 
@@ -194,6 +210,45 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
         self
     }
 
+    /// Estimates each request's cost with `estimator` (a [`CostEstimator`](super::CostEstimator):
+    /// a closure, [`CostHeader`](super::CostHeader), [`FixedCost`]), reserved on the cost axis
+    /// before the request runs. Only consulted when the throttle has a cost section
+    /// ([`CostConfig`](crate::config::CostConfig)); the default reserves 1 per request.
+    #[must_use]
+    pub fn cost_estimator<E2>(self, estimator: E2) -> AdaptiveThrottleLayer<K, T, C, R, E2> {
+        AdaptiveThrottleLayer {
+            throttle: self.throttle,
+            key: self.key,
+            tier: self.tier,
+            classifier: self.classifier,
+            on_reject: self.on_reject,
+            options: self.options,
+            estimator,
+            settle: self.settle,
+        }
+    }
+
+    /// Settles each request's true cost from the response header `name` (a decimal integer,
+    /// such as `x-tokens-used`) when the response has it. A trailer
+    /// ([`settle_from_trailer`](Self::settle_from_trailer)) takes precedence; without either,
+    /// what the handler or a streaming body reported into the request's
+    /// [`CostReport`](crate::CostReport) is the cost, and with nothing reported the estimate
+    /// stands. Settlement happens when the response body ends; a request cancelled before
+    /// (future or body dropped) is refunded but for what it reported.
+    #[must_use]
+    pub fn settle_from_header(mut self, name: HeaderName) -> Self {
+        Arc::make_mut(&mut self.settle).header = Some(name);
+        self
+    }
+
+    /// Settles each request's true cost from the response trailer `name` (a decimal integer),
+    /// read when the body's trailers arrive (gRPC-style usage at the end of a stream).
+    #[must_use]
+    pub fn settle_from_trailer(mut self, name: HeaderName) -> Self {
+        Arc::make_mut(&mut self.settle).trailer = Some(name);
+        self
+    }
+
     /// Also writes the legacy `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
     /// `X-RateLimit-Reset` (seconds) fields (default `false`).
     #[must_use]
@@ -203,25 +258,27 @@ impl<K, T, C, R> AdaptiveThrottleLayer<K, T, C, R> {
     }
 }
 
-impl<K, T, C, R> fmt::Debug for AdaptiveThrottleLayer<K, T, C, R> {
+impl<K, T, C, R, E> fmt::Debug for AdaptiveThrottleLayer<K, T, C, R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdaptiveThrottleLayer")
             .field("throttle", &self.throttle)
             .field("shadow", &self.options.shadow)
             .field("to_end_of_body", &self.options.to_end_of_body)
             .field("headers", &self.options.headers)
+            .field("settle", &self.settle)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, K, T, C, R> Layer<S> for AdaptiveThrottleLayer<K, T, C, R>
+impl<S, K, T, C, R, E> Layer<S> for AdaptiveThrottleLayer<K, T, C, R, E>
 where
     K: Clone,
     T: Clone,
     C: Clone,
     R: Clone,
+    E: Clone,
 {
-    type Service = AdaptiveThrottleService<S, K, T, C, R>;
+    type Service = AdaptiveThrottleService<S, K, T, C, R, E>;
 
     fn layer(&self, inner: S) -> Self::Service {
         AdaptiveThrottleService::from_parts(
@@ -233,6 +290,8 @@ where
                 classifier: self.classifier.clone(),
                 on_reject: self.on_reject.clone(),
                 options: self.options,
+                estimator: self.estimator.clone(),
+                settle: self.settle.clone(),
             }),
         )
     }

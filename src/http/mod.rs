@@ -105,6 +105,7 @@
 
 mod body;
 mod classify;
+mod cost;
 pub mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -112,6 +113,7 @@ pub mod future;
 mod headers;
 mod key;
 mod layer;
+mod prefix;
 mod rejected;
 mod service;
 mod swap;
@@ -120,15 +122,17 @@ mod trust;
 
 pub use body::ResponseBody;
 pub use classify::{Classify, Outcome, ServerErrorsAsOverload};
+pub use cost::{json_u64_field, CostEstimator, CostHeader, FixedCost};
 pub use headers::{
-    retry_after_secs, DefaultRejection, OnReject, POLICY_NAME, RATELIMIT, RATELIMIT_POLICY,
-    X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
+    retry_after_secs, DefaultRejection, OnReject, COST_POLICY_NAME, POLICY_NAME, RATELIMIT,
+    RATELIMIT_POLICY, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
 };
 pub use key::{
     ip_key, peer_addr, ClientIp, GlobalKey, HeaderKey, KeyExtractor, PeerIp, ProxyHeader,
     DEFAULT_IPV6_PREFIX,
 };
 pub use layer::AdaptiveThrottleLayer;
+pub use prefix::{BodyPrefix, BodyPrefixLayer, BodyPrefixService, PrefixFuture, PrefixedBody};
 pub use rejected::{RejectedBody, ThrottleRejected};
 pub use service::AdaptiveThrottleService;
 pub use swap::Swappable;

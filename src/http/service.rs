@@ -10,6 +10,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::classify::{Classify, ServerErrorsAsOverload};
+use super::cost::{CostEstimator, CostTracker, FixedCost};
 use super::future::{AdmittedHeaders, Recorder, ResponseFuture};
 use super::headers::{write_headers, DefaultRejection, Fields, OnReject};
 use super::key::{KeyExtractor, PeerIp};
@@ -32,13 +33,14 @@ pub struct AdaptiveThrottleService<
     T = FixedTier,
     C = ServerErrorsAsOverload,
     R = DefaultRejection,
+    E = FixedCost,
 > {
     inner: S,
-    shared: Arc<Shared<K, T, C, R>>,
+    shared: Arc<Shared<K, T, C, R, E>>,
 }
 
-impl<S, K, T, C, R> AdaptiveThrottleService<S, K, T, C, R> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<K, T, C, R>>) -> Self {
+impl<S, K, T, C, R, E> AdaptiveThrottleService<S, K, T, C, R, E> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<K, T, C, R, E>>) -> Self {
         Self { inner, shared }
     }
 
@@ -63,7 +65,7 @@ impl<S, K, T, C, R> AdaptiveThrottleService<S, K, T, C, R> {
     }
 }
 
-impl<S: Clone, K, T, C, R> Clone for AdaptiveThrottleService<S, K, T, C, R> {
+impl<S: Clone, K, T, C, R, E> Clone for AdaptiveThrottleService<S, K, T, C, R, E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -72,7 +74,7 @@ impl<S: Clone, K, T, C, R> Clone for AdaptiveThrottleService<S, K, T, C, R> {
     }
 }
 
-impl<S: fmt::Debug, K, T, C, R> fmt::Debug for AdaptiveThrottleService<S, K, T, C, R> {
+impl<S: fmt::Debug, K, T, C, R, E> fmt::Debug for AdaptiveThrottleService<S, K, T, C, R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdaptiveThrottleService")
             .field("inner", &self.inner)
@@ -86,8 +88,8 @@ impl<S: fmt::Debug, K, T, C, R> fmt::Debug for AdaptiveThrottleService<S, K, T, 
 /// (a clone left in its place, as tower's buffering middleware do) and called after the wait.
 /// `ReqBody: Send + 'static` also lets a rejected request's unread body ride in the 429's
 /// extensions (`RejectedBody`) for a `DeadLetterLayer`.
-impl<S, ReqBody, ResBody, K, T, C, R> Service<Request<ReqBody>>
-    for AdaptiveThrottleService<S, K, T, C, R>
+impl<S, ReqBody, ResBody, K, T, C, R, E> Service<Request<ReqBody>>
+    for AdaptiveThrottleService<S, K, T, C, R, E>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     ReqBody: Send + 'static,
@@ -96,6 +98,7 @@ where
     T: TierExtractor<ReqBody> + Send + Sync + 'static,
     C: Classify<ResBody, S::Error> + Clone + Send + Sync + 'static,
     R: OnReject + Send + Sync + 'static,
+    E: CostEstimator<ReqBody> + Send + Sync + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -115,7 +118,7 @@ where
             // Pass-through: no check, no extensions, no headers. Samples still flow, as
             // `AdaptiveThrottle::disable` documents, so the limit is current when re-enabled.
             let rec = recorder(shared, None, start);
-            return ResponseFuture::admitted(self.inner.call(req), Some(rec), None);
+            return ResponseFuture::admitted(self.inner.call(req), Some(rec), None, None);
         }
         let info = RequestInfo {
             method: req.method().as_str(),
@@ -123,15 +126,21 @@ where
         };
         if !throttle.applies_to(&info) {
             // Outside the throttle's rules (or bypassed): untouched and unmeasured.
-            return ResponseFuture::admitted(self.inner.call(req), None, None);
+            return ResponseFuture::admitted(self.inner.call(req), None, None, None);
         }
 
         let tier = shared.tier.tier(&req);
         // `None` hashes as one shared fallback key.
         let key = shared.key.extract(&req);
-        // Every configured axis, concurrency first; the permit holds the in-flight slot until
-        // the response (or its body) completes.
-        match throttle.admit(&key, tier, start) {
+        // The estimator runs only with a cost axis: without one, nothing changes on this path.
+        let cost = if throttle.cost_policy().is_some() {
+            shared.estimator.estimate(&req)
+        } else {
+            None
+        };
+        // Every configured axis, concurrency → rate → cost; the permit holds the in-flight
+        // slot and the reservation the cost until the response (or its body) completes.
+        match throttle.admit(&key, tier, start, cost) {
             Admission::Ready(admission) => {
                 respond(shared, &mut self.inner, req, tier, admission, start)
             }
@@ -152,8 +161,8 @@ where
 }
 
 /// The recorder of one admitted request.
-fn recorder<K, T, C: Clone, R>(
-    shared: &Shared<K, T, C, R>,
+fn recorder<K, T, C: Clone, R, E>(
+    shared: &Shared<K, T, C, R, E>,
     permit: Option<crate::ConcurrencyPermit>,
     start: std::time::Duration,
 ) -> Recorder<C> {
@@ -167,12 +176,12 @@ fn recorder<K, T, C: Clone, R>(
 }
 
 /// Answers a request once every axis has decided: a 429, or the inner service's call (timed).
-fn respond<S, ReqBody: Send + 'static, ResBody, K, T, C, R>(
-    shared: &Shared<K, T, C, R>,
+fn respond<S, ReqBody: Send + 'static, ResBody, K, T, C, R, E>(
+    shared: &Shared<K, T, C, R, E>,
     inner: &mut S,
     mut req: Request<ReqBody>,
     tier: crate::Tier,
-    admission: Result<crate::ConcurrencyPermit, crate::Decision>,
+    admission: Result<crate::Admitted, crate::Decision>,
     start: std::time::Duration,
 ) -> ResponseFuture<S::Future, C>
 where
@@ -181,50 +190,80 @@ where
     R: OnReject,
 {
     let throttle = &shared.throttle;
-    {
-        let (decision, permit) = match admission {
-            Ok(permit) => (*permit.decision(), Some(permit)),
-            Err(denied) => (denied, None),
-        };
-        trace_decision(&decision);
+    let (decision, admitted) = match admission {
+        Ok(admitted) => (admitted.decision(), Some(admitted)),
+        Err(denied) => (denied, None),
+    };
+    trace_decision(&decision);
 
-        if !decision.allowed {
-            if shared.options.shadow {
-                throttle.note_shadow_rejection();
-            } else {
-                let mut res = shared.on_reject.on_reject(&decision);
-                write_headers(
-                    res.headers_mut(),
-                    Fields::new(&decision, throttle.window()),
-                    shared.options.headers,
-                );
-                // Marks the 429 as the throttle's own, so a `DeadLetterLayer` outside can park
-                // the request for replay; and hands back the body, unread, so that layer reads
-                // only rejected bodies and lets admitted ones stream through untouched.
-                let extensions = res.extensions_mut();
-                extensions.insert(super::ThrottleRejected::new(
-                    decision
-                        .reason
-                        .unwrap_or(crate::RejectReason::RateLimitExceeded),
-                    decision.tier,
-                ));
-                extensions.insert(super::RejectedBody::new(req.into_body()));
-                // Our own 429 never feeds the controller: nothing is recorded.
-                return ResponseFuture::rejected(res);
-            }
+    if !decision.allowed {
+        if shared.options.shadow {
+            throttle.note_shadow_rejection();
+        } else {
+            let mut res = shared.on_reject.on_reject(&decision);
+            write_headers(
+                res.headers_mut(),
+                fields(throttle, &decision, &decision),
+                shared.options.headers,
+            );
+            // Marks the 429 as the throttle's own, so a `DeadLetterLayer` outside can park
+            // the request for replay; and hands back the body, unread, so that layer reads
+            // only rejected bodies and lets admitted ones stream through untouched.
+            let extensions = res.extensions_mut();
+            extensions.insert(super::ThrottleRejected::new(
+                decision
+                    .reason
+                    .unwrap_or(crate::RejectReason::RateLimitExceeded),
+                decision.tier,
+            ));
+            extensions.insert(super::RejectedBody::new(req.into_body()));
+            // Our own 429 never feeds the controller: nothing is recorded.
+            return ResponseFuture::rejected(res);
         }
+    }
 
-        let extensions = req.extensions_mut();
-        extensions.insert(tier);
-        extensions.insert(decision);
+    let (permit, reservation) = match admitted {
+        Some(a) => {
+            let (permit, reservation) = a.into_parts();
+            (Some(permit), Some(reservation))
+        }
+        None => (None, None),
+    };
+    // The fields describe the axis that binds, with that axis's own limit.
+    let headers =
+        (!shared.options.shadow && shared.options.headers.any()).then(|| AdmittedHeaders {
+            fields: fields(
+                throttle,
+                &decision,
+                permit.as_ref().map_or(&decision, |p| p.decision()),
+            ),
+            options: shared.options.headers,
+        });
+    let extensions = req.extensions_mut();
+    extensions.insert(tier);
+    extensions.insert(decision);
+    let cost = reservation.filter(|r| r.is_held()).map(|r| {
+        let (tracker, report) = CostTracker::new(r, shared.settle.clone());
+        // Where the handler (or a streaming body) reports the true cost.
+        extensions.insert(report);
+        tracker
+    });
+    let rec = recorder(shared, permit, start);
+    ResponseFuture::admitted(inner.call(req), Some(rec), headers, cost)
+}
 
-        let headers =
-            (!shared.options.shadow && shared.options.headers.any()).then(|| AdmittedHeaders {
-                fields: Fields::new(&decision, throttle.window()),
-                options: shared.options.headers,
-            });
-        let rec = recorder(shared, permit, start);
-        ResponseFuture::admitted(inner.call(req), Some(rec), headers)
+/// The rate-limit fields for `decision`: the cost axis's budget and unit when it binds, else
+/// the fields of `own` (the rate axis's own decision, whose limit is its quota per window).
+fn fields(
+    throttle: &crate::AdaptiveThrottle,
+    decision: &crate::Decision,
+    own: &crate::Decision,
+) -> Fields {
+    match (decision.axis, throttle.cost_policy()) {
+        (Some(crate::Axis::Cost), Some((budget, window, unit))) => {
+            Fields::cost(decision, budget, window, unit)
+        }
+        _ => Fields::new(own, throttle.window()),
     }
 }
 

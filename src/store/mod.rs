@@ -353,6 +353,7 @@ pub(crate) fn limit_keys(prefix: &str, name: &str) -> [String; 3] {
 
 #[cfg(feature = "redis")]
 /// How long the last safe limit is kept (Baldur: the default TTL × 24).
+#[cfg(feature = "redis")]
 pub(crate) const SAFE_LIMIT_TTL: Duration = Duration::from_secs(86_400);
 
 #[cfg(test)]

@@ -13,12 +13,11 @@
 //! | [`FixedWindow`] | epoch-aligned windows; admit iff `count + cost ≤ limit` | two `u64` |
 //! | [`SlidingWindow`] | `S + 1` sub-buckets; admit iff `Σ newest S + oldest·weight + cost ≤ limit` | `4·(S + 1)` bytes on the heap + 32 inline |
 //! | [`SlidingWindowLog`] | exact log of admitted units; admit iff `in-window + cost ≤ limit` | 16 bytes per distinct admission instant in the window |
-//! | `TokenBudget`¹ | epoch-aligned meter; admit while `served < budget`, the crossing debit counts in full | two `u64` |
-//! | `LeaseSpender` | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
+//! | [`TokenBudget`] | epoch-aligned meter; admit while `served < budget`, the crossing debit counts in full | two `u64` |
+//! | [`LeaseSpender`] | spends credits leased from a coordinator; never synthesises a denial | the spender itself |
 //!
-//! ¹ Behind the `conformance` feature: no throttle uses it yet, so it is compiled only for the
-//! conformance test (and for users who opt in). Fleet mode's leased admission spends its leases
-//! with `LeaseSpender`.
+//! The throttle's cost axis ([`CostConfig`](crate::config::CostConfig)) meters each key with a
+//! [`TokenBudget`]; fleet mode's leased admission spends its leases with [`LeaseSpender`].
 //!
 //! The formulas, their rounding and the order of floating-point operations are ThrottleKit's
 //! (contract version 1), so the crate's conformance test replays ThrottleKit's published golden
@@ -54,7 +53,6 @@ mod lease;
 mod sliding_window;
 mod sliding_window_log;
 mod token_bucket;
-#[cfg(feature = "conformance")]
 mod token_budget;
 
 #[cfg(test)]
@@ -69,7 +67,6 @@ pub use sliding_window::{
 };
 pub use sliding_window_log::{SlidingWindowLog, SlidingWindowLogState};
 pub use token_bucket::{TokenBucket, TokenBucketState};
-#[cfg(feature = "conformance")]
 pub use token_budget::{TokenBudget, TokenBudgetState};
 
 /// ThrottleKit's five integers: the outcome of one rate decision.

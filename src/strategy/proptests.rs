@@ -7,7 +7,6 @@ use super::{
     AnyState, AnyStrategy, FixedWindow, Gcra, GcraState, SlidingWindow, SlidingWindowLog,
     TokenBucket, TokenBucketState, MAX_BUCKETS, MAX_SLIDING_WINDOW_LIMIT,
 };
-#[cfg(feature = "conformance")]
 use super::{LeaseSpend, LeaseSpender, TokenBudget, TokenBudgetState};
 
 /// One step: advance (or, with the flag, rewind) the clock by `dt` ms, then check `cost` units.
@@ -134,7 +133,6 @@ proptest! {
         check_invariants(&SlidingWindowLog::new(limit, window).unwrap(), &ops)?;
     }
 
-    #[cfg(feature = "conformance")]
     #[test]
     fn token_budget_keeps_the_invariants(
         budget in 1u64..30, window in 1u64..3000, ops in ops(400, 35, 0.1),
@@ -304,7 +302,6 @@ proptest! {
                 let _ = strategy.with_limit(cost).check(&mut state, now, 1);
             }
         }
-        #[cfg(feature = "conformance")]
         {
             let budget = TokenBudget::new(limit, window).unwrap();
             let mut state = TokenBudgetState::default();
@@ -315,7 +312,6 @@ proptest! {
         }
     }
 
-    #[cfg(feature = "conformance")]
     #[test]
     fn lease_never_spends_more_than_granted_within_a_window(
         grants in prop::collection::vec((0u64..20, 1u64..5), 1..20),

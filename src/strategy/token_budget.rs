@@ -99,6 +99,30 @@ impl TokenBudget {
         RateDecision::allow(self.budget, self.budget.saturating_sub(served), reset_at)
     }
 
+    /// Gives back `tokens` debited in the window that starts at `window_start_ms` (a reservation
+    /// larger than what was spent). A refund for a window that has already ended changes
+    /// nothing: that window's budget is gone whatever was spent in it. Returns the tokens
+    /// actually given back.
+    pub fn refund(&self, state: &mut TokenBudgetState, window_start_ms: u64, tokens: u64) -> u64 {
+        if state.start_ms != window_start_ms || state.served == 0 {
+            return 0;
+        }
+        let given = tokens.min(state.served);
+        state.served -= given;
+        given
+    }
+
+    /// Charges `tokens` already spent (a reservation smaller than what was spent) to the window
+    /// in force at `now_ms`, unconditionally: the work is done, so there is nothing left to
+    /// refuse; later debits in the window see it.
+    pub fn charge(&self, state: &mut TokenBudgetState, now_ms: u64, tokens: u64) {
+        let (start, served) = self.current(state, now_ms);
+        *state = TokenBudgetState {
+            start_ms: start,
+            served: served.saturating_add(tokens),
+        };
+    }
+
     /// The meter at `now_ms` without debiting: allowed while the budget is not spent, with the
     /// tokens still available.
     pub fn peek(&self, state: &TokenBudgetState, now_ms: u64) -> RateDecision {
@@ -227,5 +251,22 @@ mod tests {
         let mut s = TokenBudgetState::default();
         b.debit(&mut s, 2_500, 3);
         assert_eq!(b.debit(&mut s, 1_200, 1), decision(false, 3, 0, 3000, 1800));
+    }
+
+    #[test]
+    fn token_budget_refunds_only_in_the_window_debited_and_charges_unconditionally() {
+        let b = TokenBudget::new(10, 1000).unwrap();
+        let mut s = TokenBudgetState::default();
+        assert!(b.debit(&mut s, 0, 8).allowed);
+        assert_eq!(b.refund(&mut s, 0, 5), 5);
+        assert_eq!(s.served(), 3);
+        b.charge(&mut s, 10, 9);
+        assert_eq!(s.served(), 12);
+        assert!(!b.debit(&mut s, 10, 1).allowed);
+        // Refunds never go below zero, and a window that has ended is left alone.
+        assert_eq!(b.refund(&mut s, 0, 100), 12);
+        assert!(b.debit(&mut s, 1000, 4).allowed);
+        assert_eq!(b.refund(&mut s, 0, 4), 0);
+        assert_eq!(s.served(), 4);
     }
 }

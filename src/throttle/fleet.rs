@@ -490,25 +490,47 @@ fn lease_size(settings: &FleetSettings, quota: u32) -> u64 {
 
 /// Every configured axis for one request: ready, or waiting on the fleet's store.
 pub(crate) enum Admission {
-    Ready(Result<ConcurrencyPermit, Decision>),
-    Wait(Pin<Box<dyn Future<Output = Result<ConcurrencyPermit, Decision>> + Send>>),
+    Ready(Result<super::Admitted, Decision>),
+    Wait(Pin<Box<dyn Future<Output = Result<super::Admitted, Decision>> + Send>>),
 }
 
 impl AdaptiveThrottle {
-    /// [`acquire`](Self::acquire) for the HTTP layer: concurrency first (always local), then
-    /// the rate axis — in fleet mode through the store when it must.
-    pub(crate) fn admit<K: Hash + ?Sized>(&self, key: &K, tier: Tier, now: Duration) -> Admission {
+    /// [`acquire_with_cost`](Self::acquire_with_cost) for the HTTP layer: concurrency first
+    /// (always local), then the rate axis — in fleet mode through the store when it must —
+    /// then the cost axis (`cost`: the request's estimate, `None` when it has none).
+    pub(crate) fn admit<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        tier: Tier,
+        now: Duration,
+        cost: Option<u64>,
+    ) -> Admission {
         let Some(fleet) = self.fleet() else {
-            return Admission::Ready(self.acquire_at(key, tier, now));
+            return Admission::Ready(self.acquire_cost_at(key, tier, now, cost));
         };
         let permit = match self.acquire_slot(tier) {
             Ok(permit) => permit,
             Err(denied) => return Admission::Ready(Err(denied)),
         };
+        let ask = self.cost_ask(key, cost);
+        if let Some(denied) = ask
+            .as_ref()
+            .and_then(|ask| self.cost_precheck(ask, tier, now, None))
+        {
+            // A spent budget costs no store round trip.
+            drop(permit);
+            return Admission::Ready(Err(denied));
+        }
         match self.fleet_check(fleet.digest(key), tier, now) {
-            FleetCheck::Ready(rate) => Admission::Ready(join_permit(permit, rate)),
+            FleetCheck::Ready(rate) => Admission::Ready(
+                join_permit(permit, rate).and_then(|p| self.finish_cost(p, ask, tier, now)),
+            ),
             FleetCheck::Wait(rate) => {
-                Admission::Wait(Box::pin(async move { join_permit(permit, rate.await) }))
+                let this = self.clone();
+                Admission::Wait(Box::pin(async move {
+                    let permit = join_permit(permit, rate.await)?;
+                    this.finish_cost(permit, ask, tier, this.now())
+                }))
             }
         }
     }

@@ -66,6 +66,8 @@ pub(super) struct Inner {
     pub(super) concurrency: Option<ConcurrencyLimiter>,
     /// Fleet mode: the store and what this instance holds of the fleet's budgets.
     pub(super) fleet: Option<Box<super::fleet::FleetState>>,
+    /// The cost axis, when the config has a cost section (see `cost/`).
+    pub(super) cost: Option<std::sync::Arc<crate::cost::CostMeter>>,
 }
 
 pub(super) const NO_RTT: u64 = u64::MAX;
@@ -82,9 +84,13 @@ impl Inner {
             .concurrency()
             .cloned()
             .map(|c| ConcurrencyLimiter::with_shared_clock(c, clock.clone()));
+        let cost = cfg.cost().map(|c| {
+            std::sync::Arc::new(crate::cost::CostMeter::new(c, cfg.max_keys, clock.clone()))
+        });
         Self {
             clock,
             concurrency,
+            cost,
             limit: AtomicU32::new(controller.limit()),
             tier_limits: Tier::ALL
                 .map(|t| AtomicU64::new(encode_tier_limit(controller.tier_limit(t)))),

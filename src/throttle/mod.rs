@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 mod builder;
+mod cost;
 mod fleet;
 mod governance;
 mod inner;
@@ -23,6 +24,7 @@ pub mod rules;
 mod stats;
 
 pub use builder::ThrottleBuilder;
+pub use cost::Admitted;
 pub(crate) use fleet::Admission;
 pub use fleet::FleetStats;
 pub use governance::Governance;
@@ -319,6 +321,9 @@ impl AdaptiveThrottle {
         self.inner.global.reset();
         if let Some(fleet) = self.fleet() {
             fleet.clear();
+        }
+        if let Some(meter) = self.cost_meter() {
+            meter.clear();
         }
         self.inner.shadow_rejected.store(0, Ordering::Relaxed);
         self.inner.counters.reset();

@@ -84,6 +84,7 @@ impl AdaptiveThrottle {
             governance,
             breaker,
             fleet: self.fleet_stats(),
+            cost: self.cost_stats(),
         }
     }
 
@@ -168,6 +169,8 @@ pub struct ThrottleStats {
     pub breaker: Option<BreakerStats>,
     /// Fleet mode's state, when the throttle has a store.
     pub fleet: Option<super::FleetStats>,
+    /// The cost axis: totals and the keys that spent most, when the config has a cost section.
+    pub cost: Option<crate::cost::CostStats>,
 }
 
 /// The figures behind the capacity estimate, as of its latest adjustment.

@@ -23,6 +23,8 @@ const LAYERS: &[(&str, u32)] = &[
     // Where a fleet keeps what it shares (memory or Redis); knows nothing of throttles.
     ("store", 1),
     ("events", 2),
+    // The cost axis's meter and reservations (reads its config section).
+    ("cost", 2),
     ("breaker", 2),
     ("counters", 3),
     ("audit", 3),
