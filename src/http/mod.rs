@@ -109,6 +109,7 @@ pub mod error;
 #[cfg(feature = "axum")]
 mod extract;
 pub mod future;
+mod grpc;
 mod headers;
 mod key;
 mod layer;
@@ -119,7 +120,11 @@ mod tier;
 mod trust;
 
 pub use body::ResponseBody;
-pub use classify::{Classify, Outcome, ServerErrorsAsOverload};
+pub use classify::{Classify, Outcome, ServerErrorsAsOverload, TrailersClassifier};
+pub use grpc::{
+    grpc_trailers_outcome, is_grpc, GrpcCode, GrpcMethodKey, GrpcMethodTier, GrpcRejection,
+    GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS,
+};
 pub use headers::{
     retry_after_secs, DefaultRejection, OnReject, POLICY_NAME, RATELIMIT, RATELIMIT_POLICY,
     X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
