@@ -197,7 +197,7 @@ impl OnReject for GrpcRejection {
 /// never comes back before the throttle would admit it; saturating.
 pub(crate) fn pushback_ms(d: Duration) -> u64 {
     let ms = d.as_millis();
-    let ms = ms + u128::from(d.as_nanos() % 1_000_000 != 0);
+    let ms = ms + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
