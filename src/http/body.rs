@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::classify::Outcome;
+use super::classify::{Outcome, TrailersClassifier};
 use super::cost::CostTracker;
 use crate::concurrency::ConcurrencyPermit;
 use crate::AdaptiveThrottle;
@@ -18,8 +18,9 @@ pin_project! {
     /// body of a rejection. Implements [`Body`] for any inner `B: Body<Data = Bytes>`, with the
     /// inner body's error type.
     ///
-    /// With [`measure_to_end_of_body`](super::AdaptiveThrottleLayer::measure_to_end_of_body) the
-    /// latency sample is recorded when the inner body ends (its last frame, or
+    /// With [`measure_to_end_of_body`](super::AdaptiveThrottleLayer::measure_to_end_of_body), or
+    /// when the classifier waits for the trailers (a gRPC call), the latency sample is recorded
+    /// when the inner body ends (its trailers frame, its last frame, or
     /// [`is_end_stream`](Body::is_end_stream)); a body dropped before its end records nothing,
     /// and a body that fails records an overload.
     pub struct ResponseBody<B> {
@@ -77,24 +78,43 @@ pub(crate) struct BodyTimer {
     /// The concurrency slot, held until the body ends; dropped with the body, it is released
     /// as cancelled (no sample).
     pub(crate) permit: Option<ConcurrencyPermit>,
+    /// Reads the outcome from the trailers (gRPC's `grpc-status`) instead of `outcome`.
+    pub(crate) trailers: Option<TrailersClassifier>,
+    /// The latency when it was measured to the headers and only the outcome waits for the
+    /// trailers; `None`: measured to the end of the body.
+    pub(crate) head_latency: Option<Duration>,
 }
 
 impl BodyTimer {
-    pub(crate) fn record(self, outcome: Outcome) {
-        record(&self.throttle, self.start, outcome, self.permit);
+    /// The body ended: with `trailers` (its trailers frame), or without (`None`).
+    fn end(self, trailers: Option<&::http::HeaderMap>) {
+        let outcome = self.trailers.map_or(self.outcome, |read| read(trailers));
+        self.fail(outcome);
+    }
+
+    /// Records `outcome` whatever the classifier says (a failed body is an overload).
+    fn fail(self, outcome: Outcome) {
+        record(
+            &self.throttle,
+            self.start,
+            self.head_latency,
+            outcome,
+            self.permit,
+        );
     }
 }
 
-/// Feeds the time since `start` to `throttle` as `outcome` says, and releases the concurrency
-/// slot with the same outcome.
+/// Feeds the time since `start` (or `latency`, measured earlier) to `throttle` as `outcome`
+/// says, and releases the concurrency slot with the same outcome.
 pub(crate) fn record(
     throttle: &AdaptiveThrottle,
     start: Duration,
+    latency: Option<Duration>,
     outcome: Outcome,
     permit: Option<ConcurrencyPermit>,
 ) {
     let now = throttle.now();
-    let elapsed = now.saturating_sub(start);
+    let elapsed = latency.unwrap_or_else(|| now.saturating_sub(start));
     match outcome {
         Outcome::Success => throttle.record_response_at(elapsed, now),
         Outcome::Overload => throttle.record_overload_at(elapsed, now),
@@ -155,14 +175,24 @@ where
                     settle_on(cost, &frame, body.is_end_stream());
                 }
                 if timer.is_some() {
-                    let outcome = match &frame {
-                        None => timer.as_ref().map(|t| t.outcome),
-                        Some(Ok(_)) if body.is_end_stream() => timer.as_ref().map(|t| t.outcome),
-                        Some(Ok(_)) => None,
-                        Some(Err(_)) => Some(Outcome::Overload),
-                    };
-                    if let (Some(outcome), Some(t)) = (outcome, timer.take()) {
-                        t.record(outcome);
+                    match &frame {
+                        // The trailers frame is the last one: the outcome is in it.
+                        Some(Ok(f)) if f.is_trailers() => {
+                            if let Some(t) = timer.take() {
+                                t.end(f.trailers_ref());
+                            }
+                        }
+                        Some(Ok(_)) if !body.is_end_stream() => {}
+                        None | Some(Ok(_)) => {
+                            if let Some(t) = timer.take() {
+                                t.end(None);
+                            }
+                        }
+                        Some(Err(_)) => {
+                            if let Some(t) = timer.take() {
+                                t.fail(Outcome::Overload);
+                            }
+                        }
                     }
                 }
                 Poll::Ready(frame)

@@ -114,28 +114,39 @@ pub(crate) struct AdmittedHeaders {
 }
 
 impl<C> Recorder<C> {
-    /// Records the sample now, or returns a timer for the body when the sample ends with it.
+    /// Records the sample now, or returns a timer for the body when the sample ends with it:
+    /// timed to the end of the body, or classified by the trailers (gRPC).
     fn finish<B, E>(self, result: Result<&Response<B>, &E>) -> Option<BodyTimer>
     where
         C: Classify<B, E>,
         B: Body,
     {
         let outcome = self.classifier.classify(result);
+        let trailers = result
+            .ok()
+            .and_then(|res| self.classifier.trailers_classifier(res));
         match result {
             Ok(res)
-                if outcome != Outcome::Ignore
-                    && self.to_end_of_body
-                    && !res.body().is_end_stream() =>
+                if !res.body().is_end_stream()
+                    && (trailers.is_some()
+                        || (outcome != Outcome::Ignore && self.to_end_of_body)) =>
             {
+                // Waiting for the trailers only: the latency is the headers' (see `Classify`).
+                let head_latency =
+                    (!self.to_end_of_body).then(|| self.throttle.now().saturating_sub(self.start));
                 Some(BodyTimer {
                     throttle: self.throttle,
                     start: self.start,
                     outcome,
                     permit: self.permit,
+                    trailers,
+                    head_latency,
                 })
             }
             _ => {
-                record(&self.throttle, self.start, outcome, self.permit);
+                // A body already over has no trailers to wait for.
+                let outcome = trailers.map_or(outcome, |read| read(None));
+                record(&self.throttle, self.start, None, outcome, self.permit);
                 None
             }
         }

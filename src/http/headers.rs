@@ -258,6 +258,20 @@ impl Buf {
 pub trait OnReject {
     /// The response for the denial `decision`.
     fn on_reject(&self, decision: &Decision) -> Response<Bytes>;
+
+    /// The response for the denial `decision` of a request with `request_headers`: what the
+    /// layer calls. The default ignores the request and calls [`on_reject`](Self::on_reject), so
+    /// a closure answers every request alike; [`DefaultRejection`] overrides it to answer gRPC
+    /// requests in gRPC ([`GrpcRejection`](super::GrpcRejection)). Override it to choose by
+    /// content type, `accept` or anything else in the headers.
+    fn on_reject_request(
+        &self,
+        decision: &Decision,
+        request_headers: &HeaderMap,
+    ) -> Response<Bytes> {
+        let _ = request_headers;
+        self.on_reject(decision)
+    }
 }
 
 impl<F, B> OnReject for F
@@ -272,6 +286,11 @@ where
 
 /// The default rejection: `429 Too Many Requests` with `content-type: application/json` and
 /// the body `{"limit":100,"retry_after_secs":1,"tier":"standard","reason":"rate_limit_exceeded"}`.
+///
+/// A gRPC request (`content-type: application/grpc…`) gets gRPC's answer instead, as a tonic
+/// client expects: [`GrpcRejection`](super::GrpcRejection)'s trailers-only `RESOURCE_EXHAUSTED`
+/// or `UNAVAILABLE` with `grpc-retry-pushback-ms`. (`on_reject` alone, without the request,
+/// is the JSON 429.)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
@@ -282,6 +301,14 @@ impl OnReject for DefaultRejection {
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res
+    }
+
+    fn on_reject_request(&self, d: &Decision, request_headers: &HeaderMap) -> Response<Bytes> {
+        if super::grpc::is_grpc(request_headers) {
+            super::grpc::GrpcRejection.on_reject(d)
+        } else {
+            self.on_reject(d)
+        }
     }
 }
 

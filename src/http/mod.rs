@@ -63,7 +63,8 @@
 //!    [`HeaderKey`], [`GlobalKey`], or a closure) and [`Tier`](crate::Tier) ([`TierExtractor`]:
 //!    [`FixedTier`], [`TierHeader`], or a closure) are extracted; neither can fail a request.
 //! 3. The throttle checks it. A denial is a `429` response built by the [`OnReject`] handler
-//!    ([`DefaultRejection`]: a small JSON body) plus `Retry-After` (whole seconds, rounded up,
+//!    ([`DefaultRejection`]: a small JSON body; for a gRPC request, gRPC's trailers-only
+//!    answer instead, see [gRPC](#grpc)) plus `Retry-After` (whole seconds, rounded up,
 //!    at least 1), `RateLimit` and `RateLimit-Policy` in the syntax of
 //!    draft-ietf-httpapi-ratelimit-headers-10. It never reaches the inner service and never
 //!    feeds the controller.
@@ -72,13 +73,35 @@
 //!    carries `RateLimit` and `RateLimit-Policy` too.
 //! 5. Its latency, from `call` to the response headers (or to the end of the body), is fed to the
 //!    throttle as the [`Classify`] classifier says: `5xx` and inner errors are overload, the
-//!    rest (`4xx` included) ordinary samples. A response future or body dropped early records
-//!    nothing.
+//!    rest (`4xx` included) ordinary samples; a gRPC response by its `grpc-status`. A response
+//!    future or body dropped early records nothing.
 //!
 //! A [disabled](crate::AdaptiveThrottle::disable) throttle passes requests through untouched:
 //! no check, no extensions, no headers (latency samples still flow, so the limit is current
 //! when it is enabled again). [Shadow mode](AdaptiveThrottleLayer::shadow) checks and counts
 //! but never rejects.
+//!
+//! # gRPC
+//!
+//! A tonic server takes the layer as any tower middleware,
+//! `Server::builder().layer(AdaptiveThrottleLayer::new(cfg))`, and by the request's and the
+//! response's `content-type: application/grpc…` ([`is_grpc`]) it speaks gRPC:
+//!
+//! - a rejection is trailers-only ([`GrpcRejection`]): HTTP 200, `grpc-status`
+//!   `RESOURCE_EXHAUSTED` (the key's quota) or `UNAVAILABLE` (load shedding: the in-flight
+//!   limit, governance, a fleet store outage; [`GrpcCode::for_rejection`]), a percent-encoded
+//!   `grpc-message` and [`GRPC_RETRY_PUSHBACK_MS`] (gRFC A6) with the wait;
+//! - the outcome is the `grpc-status` of a trailers-only answer or of the trailers at the end of
+//!   the body ([`GrpcCode::outcome`], [`grpc_trailers_outcome`],
+//!   [`Classify::trailers_classifier`]); the latency is still timed to the headers unless
+//!   [`measure_to_end_of_body`](AdaptiveThrottleLayer::measure_to_end_of_body);
+//! - metadata are headers ([`HeaderKey`], [`TierHeader`] read them); [`GrpcMethodKey`] and
+//!   [`GrpcMethodTier`] key and tier by method path.
+//!
+//! tonic inserts the peer's address as its own `TcpConnectInfo`, not a `SocketAddr`, so the
+//! default [`PeerIp`] finds none: key by peer with a closure reading it (see
+//! `examples/grpc_server.rs`), or every call shares one key. gRPC-Web keeps the HTTP rules.
+//! The dead-letter queue captures only 429s, so gRPC rejections are not parked for replay.
 //!
 //! # Per-route tiers
 //!
@@ -110,6 +133,7 @@ pub mod error;
 #[cfg(feature = "axum")]
 mod extract;
 pub mod future;
+mod grpc;
 mod headers;
 mod key;
 mod layer;
@@ -121,8 +145,12 @@ mod tier;
 mod trust;
 
 pub use body::ResponseBody;
-pub use classify::{Classify, Outcome, ServerErrorsAsOverload};
+pub use classify::{Classify, Outcome, ServerErrorsAsOverload, TrailersClassifier};
 pub use cost::{json_u64_field, CostEstimator, CostHeader, FixedCost};
+pub use grpc::{
+    grpc_trailers_outcome, is_grpc, GrpcCode, GrpcMethodKey, GrpcMethodTier, GrpcRejection,
+    GRPC_MESSAGE, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS,
+};
 pub use headers::{
     retry_after_secs, DefaultRejection, OnReject, COST_POLICY_NAME, POLICY_NAME, RATELIMIT,
     RATELIMIT_POLICY, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,

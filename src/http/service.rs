@@ -200,7 +200,7 @@ where
         if shared.options.shadow {
             throttle.note_shadow_rejection();
         } else {
-            let mut res = shared.on_reject.on_reject(&decision);
+            let mut res = shared.on_reject.on_reject_request(&decision, req.headers());
             write_headers(
                 res.headers_mut(),
                 fields(throttle, &decision, &decision),

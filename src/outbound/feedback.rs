@@ -16,15 +16,17 @@ pub(crate) const EVENT_CAPACITY: usize = 256;
 #[non_exhaustive]
 pub enum CoordinatorEvent {
     /// The upstream answered a call on `key` with a 429 (or a 503 with `Retry-After`, when
-    /// configured). Published for every such response, before the cooldown it arms.
+    /// configured), or with gRPC's `RESOURCE_EXHAUSTED` in the headers. Published for every such
+    /// response, before the cooldown it arms.
     RateLimited {
         /// The coordination key.
         key: String,
-        /// The response's status code.
+        /// The response's HTTP status code: 200 for a gRPC answer (gRPC's status is in
+        /// `grpc-status`).
         status: u16,
         /// The key's consecutive count after this response.
         consecutive: u32,
-        /// The response's `Retry-After`, if valid.
+        /// The response's `Retry-After` (gRPC: `grpc-retry-pushback-ms`), if valid.
         retry_after: Option<Duration>,
     },
     /// The key's cooldown was armed, or moved later by a longer one (the stored cooldown only

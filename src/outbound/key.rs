@@ -52,6 +52,31 @@ impl<B> CoordinationKey<B> for Host {
     }
 }
 
+/// The gRPC service of the request's method path (`/package.Service/Method` →
+/// `package.Service`); a path of another shape is not coordinated.
+///
+/// A tonic client's requests carry only the path — its `Channel` adds the scheme and authority
+/// below the layers — so [`Host`] finds no host there and coordinates nothing. Key a tonic
+/// client by service (one cooldown per upstream service), or with a closure naming the upstream.
+///
+/// ```
+/// use tower_adaptive_throttle::outbound::{CoordinatorConfig, GrpcService, RateLimitCoordinator};
+///
+/// let coord = RateLimitCoordinator::new(CoordinatorConfig::default());
+/// let layer = coord.layer().key(GrpcService);
+/// // `tower::ServiceBuilder::new().layer(layer).service(channel)`, then
+/// // `HealthClient::new(that)` (any generated tonic client takes a tower service).
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcService;
+
+impl<B> CoordinationKey<B> for GrpcService {
+    fn key<'r>(&self, request: &'r Request<B>) -> Option<Cow<'r, str>> {
+        crate::util::grpc::service_of(request.uri().path()).map(Cow::Borrowed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +94,18 @@ mod tests {
         );
         assert_eq!(key_of("https://127.0.0.1/").as_deref(), Some("127.0.0.1"));
         assert_eq!(key_of("/relative"), None);
+    }
+
+    #[test]
+    fn grpc_service_is_the_path_s_first_segment() {
+        let req = Request::post("/grpc.health.v1.Health/Check")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            GrpcService.key(&req).as_deref(),
+            Some("grpc.health.v1.Health")
+        );
+        let req = Request::get("http://h/").body(()).unwrap();
+        assert_eq!(GrpcService.key(&req), None);
     }
 }

@@ -45,6 +45,19 @@
 //! # }
 //! ```
 //!
+//! # gRPC (tonic clients)
+//!
+//! A tonic `Channel` is a tower service over `http` types, so the layer wraps it as any client:
+//! `HealthClient::new(ServiceBuilder::new().layer(coord.layer().key(GrpcService)).service(channel))`.
+//! A gRPC server says 429 as HTTP 200 with `grpc-status: 8` (`RESOURCE_EXHAUSTED`) and
+//! `Retry-After` as `grpc-retry-pushback-ms` (gRFC A6): the coordinator reads both from the
+//! response **headers**, which covers trailers-only responses — how servers (tonic, grpc-go,
+//! this crate's own layer) refuse a call before sending any message. A `RESOURCE_EXHAUSTED`
+//! sent in the trailers after messages (mid-stream) is not read: the response is handed to the
+//! caller at its headers, and reading trailers would mean wrapping its body. `UNAVAILABLE` with
+//! a pushback counts like a 503 with `Retry-After` (only with `cooldown_on_503`). Key a tonic
+//! client with [`GrpcService`] or a closure: its requests carry no host.
+//!
 //! The coordinator reads tokio's clock, so it needs a tokio runtime with the `time` driver;
 //! `#[tokio::test(start_paused = true)]` drives it exactly.
 
@@ -70,7 +83,7 @@ pub use coordinator::RateLimitCoordinator;
 pub use error::{BoxError, Deferred};
 pub use feedback::{CoordinatorEvent, CoordinatorStats, Pressure};
 pub use future::ResponseFuture;
-pub use key::{CoordinationKey, Host};
+pub use key::{CoordinationKey, GrpcService, Host};
 pub use layer::CoordinatorLayer;
-pub use retry_after::parse_retry_after;
+pub use retry_after::{parse_retry_after, parse_retry_pushback};
 pub use service::CoordinatorService;

@@ -1,4 +1,5 @@
-//! Reading an upstream's `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
+//! Reading an upstream's `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date; and
+//! its gRPC counterpart, `grpc-retry-pushback-ms` (gRFC A6).
 
 use std::time::{Duration, SystemTime};
 
@@ -40,6 +41,29 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
     }
 }
 
+/// The wait a gRPC server's `grpc-retry-pushback-ms` value asks for: a decimal number of
+/// milliseconds (ASCII digits only, surrounding whitespace allowed; values too large for a `u64`
+/// saturate). A negative value — gRFC A6's "do not retry" — and anything unparseable are `None`:
+/// the coordinator then follows its own ladder, as for a 429 without `Retry-After`. Never panics,
+/// whatever the bytes.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_adaptive_throttle::outbound::parse_retry_pushback;
+///
+/// assert_eq!(parse_retry_pushback(b"250"), Some(Duration::from_millis(250)));
+/// assert_eq!(parse_retry_pushback(b"-1"), None);
+/// assert_eq!(parse_retry_pushback(b"1.5"), None);
+/// ```
+pub fn parse_retry_pushback(value: &[u8]) -> Option<Duration> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits only: `parse` fails only on overflow, a huge delay (the ceiling bounds it later).
+    Some(Duration::from_millis(text.parse().unwrap_or(u64::MAX)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +82,18 @@ mod tests {
         );
         for bad in [&b""[..], b"+5", b"1.5", b"5s", b"\xff", b"   "] {
             assert_eq!(parse_retry_after(bad, at(0)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pushback_is_whole_non_negative_milliseconds() {
+        assert_eq!(parse_retry_pushback(b" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_pushback(b"99999999999999999999999"),
+            Some(Duration::from_millis(u64::MAX))
+        );
+        for bad in [&b""[..], b"-5", b"+5", b"1.5", b"5ms", b"\xff", b"   "] {
+            assert_eq!(parse_retry_pushback(bad), None, "{bad:?}");
         }
     }
 

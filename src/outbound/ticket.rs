@@ -13,9 +13,10 @@ use tokio::time::Instant;
 use super::coordinator::Shared;
 use super::error::Deferred;
 use super::feedback::Counters;
-use super::retry_after::parse_retry_after;
+use super::retry_after::{parse_retry_after, parse_retry_pushback};
 use super::table::Step;
 use crate::clock::tokio_now;
+use crate::util::grpc;
 
 /// A coordinated call that has been let through. Settle it with its response; dropping it
 /// unsettled (an error, or a caller that gave up) hands the canary role on.
@@ -45,10 +46,18 @@ impl Ticket {
     }
 
     /// The upstream answered `status` with `headers`. A 429 (or a 503 with a valid
-    /// `Retry-After`, when configured) arms the key's cooldown; any other answer to a canary
+    /// `Retry-After`, when configured) arms the key's cooldown, and so does gRPC's
+    /// `RESOURCE_EXHAUSTED` in the headers (or `UNAVAILABLE` with a valid
+    /// `grpc-retry-pushback-ms`, when 503s are configured to); any other answer to a canary
     /// ends it.
     pub(crate) fn on_response(mut self, status: StatusCode, headers: &HeaderMap) {
         self.settled = true;
+        if let Some(pushback) = self.grpc_rate_limited(status, headers) {
+            let (key, seq) = (&*self.key, self.seq);
+            self.shared
+                .rate_limited(key, seq, status.as_u16(), pushback, self.canary);
+            return;
+        }
         let cools = status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::SERVICE_UNAVAILABLE && self.shared.cfg.cooldown_on_503);
         if cools {
@@ -68,6 +77,30 @@ impl Ticket {
             // (Its health is a circuit breaker's business, not this coordinator's.)
             self.shared.recovered(&self.key, true);
         }
+    }
+}
+
+impl Ticket {
+    /// `Some(pushback)` when a gRPC answer rate limits the key: HTTP 200 with `grpc-status` in
+    /// the headers (a trailers-only response, which is how servers answer a call they refuse
+    /// before any message) saying `RESOURCE_EXHAUSTED` — gRPC's 429 — or `UNAVAILABLE` with a
+    /// pushback when `cooldown_on_503` is set. The pushback (`grpc-retry-pushback-ms`) plays
+    /// `Retry-After`'s part.
+    fn grpc_rate_limited(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Option<std::time::Duration>> {
+        if status != StatusCode::OK {
+            return None;
+        }
+        let code = grpc::status(headers)?;
+        let pushback = headers
+            .get(grpc::RETRY_PUSHBACK_MS)
+            .and_then(|v| parse_retry_pushback(v.as_bytes()));
+        let cools = code == grpc::RESOURCE_EXHAUSTED
+            || (code == grpc::UNAVAILABLE && self.shared.cfg.cooldown_on_503 && pushback.is_some());
+        cools.then_some(pushback)
     }
 }
 
