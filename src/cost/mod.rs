@@ -24,6 +24,7 @@ use crate::strategy::{RateDecision, TokenBudget, TokenBudgetState};
 
 mod reservation;
 
+pub(crate) use reservation::FleetDebit;
 pub use reservation::{CostReport, CostReservation, Settlement};
 
 /// The largest cost one request may reserve or settle (ThrottleKit TK-003: 2^53 − 1, exact in

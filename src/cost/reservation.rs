@@ -28,6 +28,8 @@ pub struct CostReservation {
 }
 
 struct Held {
+    /// Fleet mode: the store's copy of the debit, adjusted by the settlement too.
+    fleet: Option<FleetDebit>,
     meter: Arc<CostMeter>,
     digest: u64,
     window_start_ms: u64,
@@ -65,6 +67,7 @@ impl CostReservation {
     ) -> Self {
         Self {
             held: Some(Box::new(Held {
+                fleet: None,
                 meter,
                 digest,
                 window_start_ms,
@@ -73,6 +76,15 @@ impl CostReservation {
                 decision,
             })),
         }
+    }
+
+    /// Fleet mode: the reservation was debited from the store's budget too, so its settlement
+    /// adjusts the store's copy as well.
+    pub(crate) fn in_fleet(mut self, debit: FleetDebit) -> Self {
+        if let Some(h) = self.held.as_mut() {
+            h.fleet = Some(debit);
+        }
+        self
     }
 
     /// The cost axis's decision when the reservation was made (`axis` is
@@ -134,6 +146,13 @@ impl Held {
             actual,
             ..Settlement::default()
         };
+        if let Some(fleet) = &self.fleet {
+            let delta = i64::try_from(actual).unwrap_or(i64::MAX)
+                - i64::try_from(self.reserved).unwrap_or(i64::MAX);
+            if delta != 0 {
+                fleet.adjust(delta);
+            }
+        }
         if actual < self.reserved {
             s.refunded = self.reserved - actual;
             self.meter
@@ -215,5 +234,35 @@ impl fmt::Debug for CostReport {
         f.debug_struct("CostReport")
             .field("reported", &self.get())
             .finish()
+    }
+}
+
+/// A reservation's debit in the fleet's store: where to send its settlement.
+pub(crate) struct FleetDebit {
+    pub(crate) store: Arc<dyn crate::store::Store>,
+    pub(crate) name: Arc<str>,
+    pub(crate) key: u64,
+    pub(crate) window: u64,
+    pub(crate) timeout: std::time::Duration,
+}
+
+impl FleetDebit {
+    /// Sends `delta` to the store in the background (bounded by the store timeout); without a
+    /// runtime, or if the store does not answer, the store keeps the reservation as the cost —
+    /// the fleet may admit less, never more.
+    pub(crate) fn adjust(&self, delta: i64) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, name, key, window, timeout) = (
+            self.store.clone(),
+            self.name.clone(),
+            self.key,
+            self.window,
+            self.timeout,
+        );
+        handle.spawn(async move {
+            let _ = tokio::time::timeout(timeout, store.adjust(&name, key, window, delta)).await;
+        });
     }
 }

@@ -201,6 +201,42 @@ impl Store for MemoryStore {
         self.run(|_, _| ())
     }
 
+    fn debit<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
+        let name = take.name.to_owned();
+        self.run(move |state, now| {
+            let window = now / take.window_ms;
+            let entry = state.budgets.entry((name, take.key)).or_insert((window, 0));
+            if entry.0 != window {
+                *entry = (window, 0);
+            }
+            let granted = if entry.1 < take.limit { take.want } else { 0 };
+            entry.1 = entry.1.saturating_add(granted);
+            Grant {
+                granted,
+                used: entry.1,
+                reset_in_ms: (window + 1) * take.window_ms - now,
+                window,
+            }
+        })
+    }
+
+    fn adjust<'a>(
+        &'a self,
+        name: &'a str,
+        key: u64,
+        window: u64,
+        delta: i64,
+    ) -> StoreFuture<'a, ()> {
+        let name = name.to_owned();
+        self.run(move |state, _| {
+            if let Some(entry) = state.budgets.get_mut(&(name, key)) {
+                if entry.0 == window {
+                    entry.1 = entry.1.saturating_add_signed(delta);
+                }
+            }
+        })
+    }
+
     fn extend_cooldown<'a>(
         &'a self,
         name: &'a str,

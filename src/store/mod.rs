@@ -290,6 +290,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A cheap round trip, for health checks.
     fn ping(&self) -> StoreFuture<'_, ()>;
 
+    /// A cost debit (ThrottleKit's distributed token budget, TK-025): admits `take.want` units
+    /// of the key's budget `take.limit` in the current window when fewer than the budget were
+    /// used before it — the crossing debit counts in full, later ones are refused — so the
+    /// fleet overshoots by at most the largest debit − 1. `granted` is `want` or 0.
+    fn debit<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
+        let _ = take;
+        Box::pin(std::future::ready(Err(StoreError::Protocol(
+            "this store does not keep cost budgets".into(),
+        ))))
+    }
+
+    /// Moves a debited key's use in window `window` by `delta` units (a refund when negative,
+    /// never below 0); nothing once that window has ended.
+    fn adjust<'a>(
+        &'a self,
+        name: &'a str,
+        key: u64,
+        window: u64,
+        delta: i64,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (name, key, window, delta);
+        Box::pin(std::future::ready(Err(StoreError::Protocol(
+            "this store does not keep cost budgets".into(),
+        ))))
+    }
+
     /// The outbound coordinator's shared cooldowns: extends `key`'s cooldown in the group
     /// `name` to end `delay` from now (on the store's clock) unless it already ends later, and
     /// raises its consecutive count to at least `consecutive`.

@@ -147,6 +147,37 @@ end
 return out
 ";
 
+/// A cost debit (TK-025): like `TAKE`, but the debit is admitted in full when the budget was
+/// not yet reached (the crossing debit counts in full) and refused after.
+const DEBIT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local budget = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local idx = math.floor(now / window)
+local cur = redis.call('HMGET', KEYS[1], 'w', 'n')
+local used = 0
+if tonumber(cur[1]) == idx then used = tonumber(cur[2]) or 0 end
+local granted = 0
+if used < budget then
+  granted = want
+  used = used + want
+  redis.call('HSET', KEYS[1], 'w', idx, 'n', used)
+  redis.call('PEXPIRE', KEYS[1], (idx + 1) * window - now + 1000)
+end
+return {granted, used, (idx + 1) * window - now, idx}
+";
+
+/// Moves a key's use in window ARGV[1] by ARGV[2] (never below 0); nothing once it ended.
+const ADJUST: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'w', 'n')
+if tonumber(cur[1]) ~= tonumber(ARGV[1]) then return 0 end
+local n = math.max(0, (tonumber(cur[2]) or 0) + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'n', n)
+return 1
+";
+
 /// The scripts, hashed once.
 struct Scripts {
     take: Script,
@@ -156,6 +187,8 @@ struct Scripts {
     heartbeat: Script,
     extend_cooldown: Script,
     cooldowns: Script,
+    debit: Script,
+    adjust: Script,
 }
 
 impl Scripts {
@@ -168,6 +201,8 @@ impl Scripts {
             heartbeat: Script::new(HEARTBEAT),
             extend_cooldown: Script::new(EXTEND_COOLDOWN),
             cooldowns: Script::new(COOLDOWNS),
+            debit: Script::new(DEBIT),
+            adjust: Script::new(ADJUST),
         }
     }
 }
@@ -489,6 +524,39 @@ impl Store for RedisStore {
 
     fn seed(&self) -> u64 {
         self.seed
+    }
+
+    fn debit<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
+        Box::pin(async move {
+            let mut call = self
+                .scripts
+                .debit
+                .key(budget_key(&self.prefix, take.name, take.key));
+            call.arg(take.window_ms).arg(take.limit).arg(take.want);
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let [granted, used, reset_in, window] = ints::<4>(reply, "debit")?;
+            Ok(Grant {
+                granted: granted.max(0) as u64,
+                used: used.max(0) as u64,
+                reset_in_ms: reset_in.max(1) as u64,
+                window: window.max(0) as u64,
+            })
+        })
+    }
+
+    fn adjust<'a>(
+        &'a self,
+        name: &'a str,
+        key: u64,
+        window: u64,
+        delta: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut call = self.scripts.adjust.key(budget_key(&self.prefix, name, key));
+            call.arg(window).arg(delta);
+            let _: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            Ok(())
+        })
     }
 
     fn extend_cooldown<'a>(

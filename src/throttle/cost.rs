@@ -242,6 +242,67 @@ impl AdaptiveThrottle {
         }
     }
 
+    /// The cost axis in fleet mode: one debit of the key's budget in the store (the crossing
+    /// debit counts in full, so the fleet overshoots by at most the largest debit − 1 at any
+    /// fleet size), mirrored in the local meter for stats; the settlement adjusts both. A
+    /// store that does not answer leaves the decision to the local meter.
+    pub(crate) async fn fleet_cost(
+        &self,
+        mut permit: ConcurrencyPermit,
+        ask: CostAsk,
+        fleet_digest: u64,
+        tier: Tier,
+    ) -> Result<Admitted, Decision> {
+        let fleet = self.fleet().expect("fleet mode");
+        let s = fleet.settings.clone();
+        let name: Arc<str> = format!("{}:cost", s.name).into();
+        let window_ms = as_millis_u64(ask.meter.window()).max(1);
+        let units = ask.units.clamp(1, crate::cost::MAX_COST);
+        let take =
+            crate::store::Take::new(&name, fleet_digest, window_ms, ask.meter.budget(), units);
+        let grant = self.store_call(s.store.debit(take)).await;
+        let now = self.now();
+        let now_ms = as_millis_u64(now);
+        match grant {
+            Ok(g) if g.granted > 0 => {
+                let debit = crate::cost::FleetDebit {
+                    store: s.store.clone(),
+                    name,
+                    key: fleet_digest,
+                    window: g.window,
+                    timeout: s.timeout,
+                };
+                match self.finish_cost(permit, Some(ask), tier, now) {
+                    Ok(mut admitted) => {
+                        let reservation =
+                            std::mem::replace(&mut admitted.reservation, CostReservation::none());
+                        admitted.reservation = reservation.in_fleet(debit);
+                        Ok(admitted)
+                    }
+                    Err(denied) => {
+                        // The local mirror refused (its window is this process's): give the
+                        // store its units back.
+                        debit.adjust(-i64::try_from(units).unwrap_or(i64::MAX));
+                        Err(denied)
+                    }
+                }
+            }
+            Ok(g) => {
+                let rd = RateDecision {
+                    allowed: false,
+                    limit: ask.meter.budget(),
+                    remaining: 0,
+                    reset_at: now_ms + g.reset_in_ms.max(1),
+                    retry_after_ms: g.reset_in_ms.max(1),
+                };
+                let denied = self.cost_denial(&ask.meter, rd, tier, now_ms);
+                permit.set_outcome(crate::Outcome::Ignore);
+                Err(permit.decision().combine(denied))
+            }
+            Err(_) => self.finish_cost(permit, Some(ask), tier, now),
+        }
+    }
+
     fn reserve(
         &self,
         ask: CostAsk,

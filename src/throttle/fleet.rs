@@ -521,15 +521,29 @@ impl AdaptiveThrottle {
             drop(permit);
             return Admission::Ready(Err(denied));
         }
-        match self.fleet_check(fleet.digest(key), tier, now) {
-            FleetCheck::Ready(rate) => Admission::Ready(
-                join_permit(permit, rate).and_then(|p| self.finish_cost(p, ask, tier, now)),
+        let digest = fleet.digest(key);
+        match (self.fleet_check(digest, tier, now), ask) {
+            (FleetCheck::Ready(rate), None) => Admission::Ready(
+                join_permit(permit, rate).and_then(|p| self.finish_cost(p, None, tier, now)),
             ),
-            FleetCheck::Wait(rate) => {
+            // A cost budget is the fleet's too: one debit in the store (TK-025).
+            (FleetCheck::Ready(rate), Some(ask)) => match join_permit(permit, rate) {
+                Err(denied) => Admission::Ready(Err(denied)),
+                Ok(permit) => {
+                    let this = self.clone();
+                    Admission::Wait(Box::pin(async move {
+                        this.fleet_cost(permit, ask, digest, tier).await
+                    }))
+                }
+            },
+            (FleetCheck::Wait(rate), ask) => {
                 let this = self.clone();
                 Admission::Wait(Box::pin(async move {
                     let permit = join_permit(permit, rate.await)?;
-                    this.finish_cost(permit, ask, tier, this.now())
+                    match ask {
+                        None => this.finish_cost(permit, None, tier, this.now()),
+                        Some(ask) => this.fleet_cost(permit, ask, digest, tier).await,
+                    }
                 }))
             }
         }

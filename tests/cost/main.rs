@@ -7,6 +7,7 @@ mod support;
 
 mod budget;
 mod decision;
+mod fleet;
 mod leak;
 mod operations;
 mod settle;

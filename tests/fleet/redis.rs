@@ -319,3 +319,33 @@ async fn outbound_cooldowns_are_shared_through_redis() {
     }
     assert!(b.cooldown_remaining("api.example").unwrap() <= Duration::from_secs(3));
 }
+
+/// The cost debit on a real Redis (TK-025): the crossing debit counts in full, later ones are
+/// refused; an adjustment moves the window's use, never below 0, and only in its window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_debits_cross_in_full_and_adjust_in_their_window() {
+    use tower_adaptive_throttle::store::{Store, Take};
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let debit = |want| Take::new("llm:cost", 9, 60_000, 100, want);
+    let g = store.debit(debit(60)).await.unwrap();
+    assert_eq!((g.granted, g.used), (60, 60));
+    store.adjust("llm:cost", 9, g.window, -40).await.unwrap();
+    let g = store.debit(debit(90)).await.unwrap();
+    assert_eq!((g.granted, g.used), (90, 110), "20 used: 90 cross in full");
+    assert_eq!(store.debit(debit(1)).await.unwrap().granted, 0);
+    store.adjust("llm:cost", 9, g.window, -500).await.unwrap();
+    assert_eq!(
+        store.debit(debit(5)).await.unwrap().used,
+        5,
+        "never below 0"
+    );
+    // An adjustment for another window changes nothing.
+    store
+        .adjust("llm:cost", 9, g.window + 1, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(store.debit(debit(5)).await.unwrap().used, 10);
+}
