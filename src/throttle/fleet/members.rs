@@ -87,10 +87,12 @@ impl AdaptiveThrottle {
             self.store_call(s.store.members(&s.name, ttl))
                 .await
                 .map(|reports| {
-                    reports
+                    let mut members: Vec<FleetMember> = reports
                         .into_iter()
                         .map(|r| FleetMember::from_report(r, &s.instance))
-                        .collect()
+                        .collect();
+                    members.sort_by(|a, b| a.instance.cmp(&b.instance));
+                    members
                 }),
         )
     }
