@@ -9,8 +9,12 @@
 //! was admitted in. Options: `--redis URL` (required), `--port P` (0 picks a free one), `--name NAME` (this
 //! node's name), `--limit N` pins the per-key limit (initial = min = max = N) so a bound can be
 //! checked, `--window-ms W` the window (default 1000), `--strict` for `Fleet::Strict` (default
-//! leased), `--throttle NAME` the limit's fleet-wide name (default `fleet-example`). The first
-//! line on stdout is `listening on http://ADDR`.
+//! leased), `--throttle NAME` the limit's fleet-wide name (default `fleet-example`),
+//! `--admin-token TOKEN` mounts the admin router (operator routes behind that bearer token) at
+//! `/admin/throttle`, where an operator action reaches every node and `GET
+//! /admin/throttle/fleet` lists the live nodes. Before it listens, the node reads the fleet's
+//! operator state (a kill switch engaged before it started holds from its first request). The
+//! first line on stdout is `listening on http://ADDR`.
 //!
 //! Three nodes sharing one limit, in three shells:
 //!
@@ -29,8 +33,8 @@ use axum::{extract::State, routing::get, Json, Router};
 use tower_adaptive_throttle::config::KeyQuota;
 use tower_adaptive_throttle::http::HeaderKey;
 use tower_adaptive_throttle::{
-    store::RedisStore, AdaptiveThrottle, AdaptiveThrottleLayer, Decision, Fleet, ThrottleConfig,
-    ThrottleStats,
+    admin, store::RedisStore, AdaptiveThrottle, AdaptiveThrottleLayer, Decision, Fleet,
+    ThrottleConfig, ThrottleRegistry, ThrottleStats,
 };
 
 struct Args {
@@ -41,6 +45,7 @@ struct Args {
     window_ms: u64,
     strict: bool,
     throttle: String,
+    admin_token: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -52,6 +57,7 @@ fn parse() -> Result<Args, String> {
         window_ms: 1000,
         strict: false,
         throttle: "fleet-example".into(),
+        admin_token: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,6 +72,7 @@ fn parse() -> Result<Args, String> {
             }
             "--throttle" => args.throttle = value()?,
             "--strict" => args.strict = true,
+            "--admin-token" => args.admin_token = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -100,6 +107,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Fleet::Leased
         })
         .build();
+    // The fleet's operator state before the first request (bounded by the store timeout; a
+    // store that does not answer leaves the sync task to read it later).
+    if let Err(e) = throttle.sync_fleet().await {
+        eprintln!("fleet: operator state not read yet: {e}");
+    }
 
     let name = args.name.clone();
     let window_ms = args.window_ms.max(1);
@@ -115,7 +127,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .key_extractor(HeaderKey::new("x-api-key".parse()?)),
         )
         .route("/stats", get(stats))
-        .with_state(throttle);
+        .with_state(throttle.clone());
+    let app = match &args.admin_token {
+        Some(token) => {
+            let registry = ThrottleRegistry::new();
+            registry.register(&args.throttle, throttle);
+            app.nest_service(
+                "/admin/throttle",
+                admin::AdminOptions::new(registry)
+                    .bearer_token(token.clone())
+                    .router(),
+            )
+        }
+        None => app,
+    };
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let addr = listener.local_addr()?;

@@ -132,7 +132,8 @@ pub(crate) fn with_actor<R>(actor: &str, f: impl FnOnce() -> R) -> R {
     result
 }
 
-fn current_actor() -> Option<String> {
+/// The actor named on this thread, if any.
+pub(crate) fn current_actor() -> Option<String> {
     ACTOR.with(|a| a.borrow().clone())
 }
 
@@ -263,7 +264,10 @@ impl AuditEvent for ThrottleEvent {
             | Self::ConfigSwapped { at }
             | Self::Reset { at }
             | Self::EnabledChanged { at, .. }
-            | Self::StoreHealthChanged { at, .. } => *at,
+            | Self::StoreHealthChanged { at, .. }
+            | Self::FleetOpsWritten { at, .. }
+            | Self::FleetOpsApplied { at, .. }
+            | Self::FleetOpsConflict { at, .. } => *at,
         }
     }
 

@@ -340,6 +340,49 @@ pub enum ThrottleEvent {
         /// The last error, when it degraded.
         error: Option<String>,
     },
+    /// Fleet mode: an operator change made on this instance was stored as the fleet's
+    /// operator state `version`, for every instance to apply.
+    FleetOpsWritten {
+        /// Clock time.
+        at: Duration,
+        /// The version stored.
+        version: u64,
+        /// The operator who made the change (`api` when no actor was named).
+        actor: String,
+        /// The instance it was made on (this one).
+        instance: String,
+        /// What was changed (`kill_switch`, `emergency`, `config`, …).
+        action: String,
+    },
+    /// Fleet mode: this instance applied the fleet's operator state `version`.
+    FleetOpsApplied {
+        /// Clock time.
+        at: Duration,
+        /// The version applied.
+        version: u64,
+        /// The operator who made the change.
+        actor: String,
+        /// The instance the change was made on.
+        instance: String,
+        /// What was changed there.
+        action: String,
+        /// This instance, which applied it.
+        applied_by: String,
+    },
+    /// Fleet mode: an operator change made on this instance lost to one stored first that
+    /// changed the same settings (the stored state wins; changes to other settings were kept).
+    FleetOpsConflict {
+        /// Clock time.
+        at: Duration,
+        /// The version that won.
+        version: u64,
+        /// The settings this instance's change lost on, comma-separated.
+        settings: String,
+        /// The operator whose change won.
+        actor: String,
+        /// The instance it was made on.
+        instance: String,
+    },
 }
 
 impl ThrottleEvent {
@@ -367,6 +410,9 @@ impl ThrottleEvent {
             Self::Reset { .. } => "reset",
             Self::EnabledChanged { .. } => "enabled_changed",
             Self::StoreHealthChanged { .. } => "store_health_changed",
+            Self::FleetOpsWritten { .. } => "fleet_ops_written",
+            Self::FleetOpsApplied { .. } => "fleet_ops_applied",
+            Self::FleetOpsConflict { .. } => "fleet_ops_conflict",
         }
     }
 }

@@ -143,7 +143,7 @@ pub mod stats {
     pub use crate::counters::{CounterSnapshot, Direction, RttHistogram, RTT_BUCKETS_SECONDS};
     pub use crate::governance::GovernanceState;
     pub use crate::signal::SampleStats;
-    pub use crate::throttle::{CapacityStats, FleetStats, ThrottleStats};
+    pub use crate::throttle::{CapacityStats, FleetMember, FleetOps, FleetStats, ThrottleStats};
 }
 
 pub use crate::http::{

@@ -39,6 +39,7 @@
 //! | `GET /metrics` | Prometheus / OpenMetrics text |
 //! | `GET /events` | server-sent events: `throttle` events as they happen, a `tick` snapshot every second, and each `sample` round of the history as it is taken (`?throttle=name` to filter; `?since=n` to get the kept rounds after round `n` first); with a dead-letter queue, its `dlq` events too |
 //! | `GET /console` | the live console (HTML, works offline), with the history drawn from the start |
+//! | `GET /fleet` | fleet mode: for each throttle with a store, the live instances of its fleet (`[{throttle, fleet, instance, instances: [{instance, this_instance, limit, in_flight, regime, store_health, ops_version, last_seen_ms_ago}]}]`, `error` when the store did not answer) |
 //! | `GET /{name}` | one throttle's stats, governance, breaker and counters |
 //! | `GET /{name}/audit?limit=N` | the latest audit entries |
 //! | `GET /{name}/history` | the history kept: `{throttle, interval_ms, capacity, last_seq, samples, markers}`, each sample with its round's `seq` and its time `t` (milliseconds since the Unix epoch), the limit, in-flight count and limit, smoothed RTT, admitted and rejected per second, regime, ramp; each marker `{id, t, label}` |
@@ -61,11 +62,17 @@
 //! | `GET /dlq` (feature `dlq`) | — (pending and permanently failed entries, counters) |
 //! | `POST /dlq/replay`, `/dlq/purge`, `/dlq/purge-failed` | — |
 //!
+//! In fleet mode (a throttle built with a store) the kill switch, emergency, error budget, load
+//! shedding, break glass, enable, disable and config routes act on every instance of the fleet:
+//! the answer waits for the change to be stored (bounded by the store timeout) and adds
+//! `"fleet_ops": {"version": n, "propagated": bool}` — `false` when the store is away and the
+//! change applies to this instance only, for now. Reset and rollback stay per instance.
+//!
 //! The dead-letter routes need [`AdminOptions::dead_letter_queue`] or
 //! [`AdminOptions::replayer`].
 //!
 //! Durations in JSON answers are milliseconds (floats). A throttle named like a fixed route
-//! (`metrics`, `events`, `console`) is reachable through the JSON list only.
+//! (`metrics`, `events`, `console`, `fleet`) is reachable through the JSON list only.
 
 #[cfg(feature = "dlq")]
 mod dlq;
@@ -221,6 +228,7 @@ impl AdminOptions {
             .route("/metrics", get(metrics))
             .route("/events", get(sse::events))
             .route("/console", get(console))
+            .route("/fleet", get(fleet))
             .route("/{name}", get(one))
             .route("/{name}/audit", get(audit))
             .route("/{name}/history", get(history_of));
@@ -286,6 +294,31 @@ async fn list(State(s): State<Shared>) -> Json<Value> {
             .map(|(name, t)| json::throttle(name, t))
             .collect(),
     ))
+}
+
+/// Every throttle in fleet mode with the live instances of its fleet.
+async fn fleet(State(s): State<Shared>) -> Json<Value> {
+    let mut out = Vec::new();
+    for (name, t) in s.registry.list() {
+        let Some(members) = t.fleet_members().await else {
+            continue;
+        };
+        let stats = t.fleet_stats();
+        let mut entry = json!({
+            "throttle": name,
+            "fleet": stats.as_ref().map(|f| f.name.clone()),
+            "instance": stats.as_ref().map(|f| f.instance.clone()),
+        });
+        match members {
+            Ok(members) => entry["instances"] = json!(members),
+            Err(e) => {
+                entry["instances"] = json!([]);
+                entry["error"] = json!(e.to_string());
+            }
+        }
+        out.push(entry);
+    }
+    Json(Value::Array(out))
 }
 
 async fn one(State(s): State<Shared>, Path(name): Path<String>) -> Response {
@@ -432,8 +465,10 @@ fn authorise(s: &AdminOptions, headers: &HeaderMap) -> Result<String, Refused> {
         .map_or_else(|| "admin".to_owned(), |v| v.chars().take(128).collect()))
 }
 
-/// Runs an operator action on the named throttle as `actor`, answering with its new state.
-fn operate(
+/// Runs an operator action on the named throttle as `actor`, answering with its new state. In
+/// fleet mode the answer waits for the change to be stored for the fleet (bounded by the store
+/// timeout) and says whether it was: `"fleet_ops": {"version": n, "propagated": bool}`.
+async fn operate(
     s: &AdminOptions,
     headers: &HeaderMap,
     name: &str,
@@ -446,7 +481,19 @@ fn operate(
     let Some(t) = s.registry.get(name) else {
         return not_found(name);
     };
-    match t.as_actor(&actor, action) {
+    let done = t.as_actor(&actor, action);
+    match done {
+        Ok(()) if t.fleet_stats().is_some() => {
+            let ops = t.propagate_ops().await;
+            let mut answer = json::throttle(name, &t);
+            if let Value::Object(map) = &mut answer {
+                map.insert(
+                    "fleet_ops".into(),
+                    json!({ "version": ops.version, "propagated": !ops.pending }),
+                );
+            }
+            Json(answer).into_response()
+        }
         Ok(()) => Json(json::throttle(name, &t)).into_response(),
         Err(message) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -489,6 +536,7 @@ async fn kill_switch(
         t.governance().set_kill_switch(body.on);
         Ok(())
     })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -512,6 +560,7 @@ async fn emergency(
         t.governance().set_emergency_level(body.level);
         Ok(())
     })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -529,6 +578,7 @@ async fn error_budget(
         t.governance().set_error_budget(body.state);
         Ok(())
     })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -552,6 +602,7 @@ async fn load_shedding(
         t.governance().set_load_shedding(body.traffic_percent);
         Ok(())
     })
+    .await
 }
 
 macro_rules! simple_action {
@@ -561,6 +612,7 @@ macro_rules! simple_action {
                 let _ = t.$method();
                 Ok(())
             })
+            .await
         }
     )*};
 }
@@ -574,6 +626,7 @@ async fn break_glass(
         t.governance().break_glass();
         Ok(())
     })
+    .await
 }
 
 simple_action! {
@@ -614,4 +667,5 @@ async fn swap_config(
         t.swap_config(cfg);
         Ok(())
     })
+    .await
 }

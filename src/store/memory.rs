@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use super::{CompareAndSet, FleetView, Grant, LimitBounds, LimitSource, Store, StoreFuture, Take};
+use super::{
+    CompareAndSet, FleetView, Grant, LimitBounds, LimitSource, MemberReport, OpsRecord, OpsWrite,
+    Store, StoreFuture, Take,
+};
 use crate::clock::Clock;
 
 /// The [`Store`] contract in process memory: throttles of one process built on clones of one
@@ -28,8 +31,12 @@ struct State {
     budgets: HashMap<(String, u64), (u64, u64)>,
     limits: HashMap<String, u32>,
     safe: HashMap<String, u32>,
-    /// Per name: instance → last heartbeat (store ms).
-    instances: HashMap<String, HashMap<String, u64>>,
+    /// Per name: instance → (last heartbeat in store ms, its report).
+    instances: HashMap<String, HashMap<String, (u64, String)>>,
+    /// Per name: the operator state.
+    ops: HashMap<String, OpsRecord>,
+    /// Per name: the in-process equivalent of Redis's pub/sub channel.
+    watchers: HashMap<String, tokio::sync::watch::Sender<u64>>,
     /// The window index budgets were last swept at.
     swept: u64,
     /// Per group, per key: (cooldown end in store ms, consecutive).
@@ -183,18 +190,78 @@ impl Store for MemoryStore {
         name: &'a str,
         instance: &'a str,
         ttl: Duration,
+        report: &'a str,
     ) -> StoreFuture<'a, FleetView> {
-        let (name, instance) = (name.to_owned(), instance.to_owned());
+        let (name, instance, report) = (name.to_owned(), instance.to_owned(), report.to_owned());
         let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         self.run(move |state, now| {
             let live = state.instances.entry(name.clone()).or_default();
-            live.insert(instance, now);
-            live.retain(|_, seen| now.saturating_sub(*seen) <= ttl);
+            live.insert(instance, (now, report));
+            live.retain(|_, (seen, _)| now.saturating_sub(*seen) <= ttl);
             FleetView {
                 instances: u32::try_from(live.len()).unwrap_or(u32::MAX).max(1),
                 limit: state.limits.get(&name).copied(),
+                ops_version: state.ops.get(&name).map_or(0, |r| r.version),
             }
         })
+    }
+
+    fn members<'a>(&'a self, name: &'a str, ttl: Duration) -> StoreFuture<'a, Vec<MemberReport>> {
+        let name = name.to_owned();
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.run(move |state, now| {
+            let mut members: Vec<MemberReport> = state
+                .instances
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .filter(|(_, (seen, _))| now.saturating_sub(*seen) <= ttl)
+                .map(|(instance, (seen, report))| MemberReport {
+                    instance: instance.clone(),
+                    last_seen_ms_ago: now.saturating_sub(*seen),
+                    report: report.clone(),
+                })
+                .collect();
+            members.sort_by(|a, b| a.instance.cmp(&b.instance));
+            members
+        })
+    }
+
+    fn load_ops<'a>(&'a self, name: &'a str) -> StoreFuture<'a, OpsRecord> {
+        let name = name.to_owned();
+        self.run(move |state, _| state.ops.get(&name).cloned().unwrap_or_default())
+    }
+
+    fn write_ops<'a>(
+        &'a self,
+        name: &'a str,
+        expected: u64,
+        document: &'a str,
+    ) -> StoreFuture<'a, OpsWrite> {
+        let (name, document) = (name.to_owned(), document.to_owned());
+        self.run(move |state, _| {
+            let current = state.ops.get(&name).cloned().unwrap_or_default();
+            if current.version != expected {
+                return OpsWrite::Conflict(current);
+            }
+            let version = expected + 1;
+            state
+                .ops
+                .insert(name.clone(), OpsRecord { version, document });
+            if let Some(tx) = state.watchers.get(&name) {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            OpsWrite::Written(version)
+        })
+    }
+
+    fn watch_ops(&self, name: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let mut state = self.state.lock();
+        let tx = state
+            .watchers
+            .entry(name.to_owned())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0);
+        Some(tx.subscribe())
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
@@ -354,14 +421,42 @@ mod tests {
     }
 
     #[test]
+    fn memory_store_operator_state_is_compare_and_swap_and_announced() {
+        let s = MemoryStore::with_clock(ManualClock::new());
+        let rx = s.watch_ops("api").unwrap();
+        assert_eq!(block_on(s.load_ops("api")), OpsRecord::default());
+        assert_eq!(block_on(s.write_ops("api", 0, "one")), OpsWrite::Written(1));
+        assert!(rx.has_changed().unwrap());
+        let stale = block_on(s.write_ops("api", 0, "two"));
+        assert_eq!(
+            stale,
+            OpsWrite::Conflict(OpsRecord {
+                version: 1,
+                document: "one".into()
+            })
+        );
+        assert_eq!(block_on(s.write_ops("api", 1, "two")), OpsWrite::Written(2));
+        assert_eq!(block_on(s.load_ops("api")).document, "two");
+        let ttl = Duration::from_secs(3);
+        assert_eq!(block_on(s.heartbeat("api", "a", ttl, "")).ops_version, 2);
+    }
+
+    #[test]
     fn memory_store_counts_live_instances() {
         let clock = ManualClock::new();
         let s = MemoryStore::with_clock(clock.clone());
         let ttl = Duration::from_secs(3);
-        assert_eq!(block_on(s.heartbeat("api", "a", ttl)).instances, 1);
-        assert_eq!(block_on(s.heartbeat("api", "b", ttl)).instances, 2);
+        assert_eq!(block_on(s.heartbeat("api", "a", ttl, "ra")).instances, 1);
+        assert_eq!(block_on(s.heartbeat("api", "b", ttl, "rb")).instances, 2);
+        assert_eq!(block_on(s.members("api", ttl)).len(), 2);
         clock.advance(Duration::from_secs(4));
-        assert_eq!(block_on(s.heartbeat("api", "b", ttl)).instances, 1);
+        assert_eq!(block_on(s.heartbeat("api", "b", ttl, "rb2")).instances, 1);
+        let members = block_on(s.members("api", ttl));
+        assert_eq!(members.len(), 1);
+        assert_eq!(
+            (members[0].instance.as_str(), members[0].report.as_str()),
+            ("b", "rb2")
+        );
         s.set_failing(true);
         assert!(std::pin::pin!(s.ping())
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))

@@ -239,6 +239,41 @@ pub struct FleetView {
     pub instances: u32,
     /// The shared limit, when one is set.
     pub limit: Option<u32>,
+    /// The version of the fleet's operator state (0 when none was ever written): a heartbeat
+    /// that sees a newer one than the instance applied makes it read the state again, so a
+    /// lost notification is caught up within one sync period.
+    pub ops_version: u64,
+}
+
+/// A throttle's fleet-wide operator state as the store keeps it: a version that every write
+/// raises by one, and the document, which the store does not read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpsRecord {
+    /// 1 for the first write; 0 means none was written.
+    pub version: u64,
+    /// The encoded document.
+    pub document: String,
+}
+
+/// The outcome of [`Store::write_ops`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpsWrite {
+    /// Stored as this version (and announced to the watchers).
+    Written(u64),
+    /// Another write came first: the record in force.
+    Conflict(OpsRecord),
+}
+
+/// One live instance of a fleet, as its last heartbeat left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberReport {
+    /// The instance's name.
+    pub instance: String,
+    /// Milliseconds since its last heartbeat, on the store's clock.
+    pub last_seen_ms_ago: u64,
+    /// What it reported about itself (opaque to the store).
+    pub report: String,
 }
 
 /// The operations a fleet needs from its store. Each is atomic on the store.
@@ -279,13 +314,43 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         bounds: LimitBounds,
     ) -> StoreFuture<'a, CompareAndSet>;
 
-    /// Records that `instance` is alive for `ttl`, and returns the fleet's size and limit.
+    /// Records that `instance` is alive for `ttl` with its `report` (see
+    /// [`members`](Self::members)), drops the instances silent for longer, and returns the
+    /// fleet's size, limit and operator-state version.
     fn heartbeat<'a>(
         &'a self,
         name: &'a str,
         instance: &'a str,
         ttl: Duration,
+        report: &'a str,
     ) -> StoreFuture<'a, FleetView>;
+
+    /// The instances that heartbeated within `ttl`, with their reports.
+    fn members<'a>(&'a self, name: &'a str, ttl: Duration) -> StoreFuture<'a, Vec<MemberReport>>;
+
+    /// The throttle's fleet-wide operator state (version 0 and an empty document when none
+    /// was written).
+    fn load_ops<'a>(&'a self, name: &'a str) -> StoreFuture<'a, OpsRecord>;
+
+    /// Compare-and-swap of the operator state: stores `document` as version `expected + 1`
+    /// only if the version in force is `expected`, then announces the new version to every
+    /// watcher ([`watch_ops`](Self::watch_ops)); otherwise answers with the record in force.
+    fn write_ops<'a>(
+        &'a self,
+        name: &'a str,
+        expected: u64,
+        document: &'a str,
+    ) -> StoreFuture<'a, OpsWrite>;
+
+    /// A receiver that changes whenever a new operator state of `name` is announced (and,
+    /// on Redis, after a lost subscription is restored, since announcements may have been
+    /// missed meanwhile). Its value only counts announcements: read the state with
+    /// [`load_ops`](Self::load_ops). `None` when the store cannot announce (the throttle then
+    /// relies on the version its heartbeats return). Called on a tokio runtime.
+    fn watch_ops(&self, name: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let _ = name;
+        None
+    }
 
     /// A cheap round trip, for health checks.
     fn ping(&self) -> StoreFuture<'_, ()>;
@@ -377,6 +442,17 @@ pub(crate) fn limit_keys(prefix: &str, name: &str) -> [String; 3] {
     ]
 }
 
+#[cfg(any(feature = "redis", test))]
+/// The store's names for a throttle's operator state and its instances' reports, in the same
+/// hash slot as its limit keys, and the channel that announces new operator states.
+pub(crate) fn ops_keys(prefix: &str, name: &str) -> [String; 3] {
+    [
+        format!("{prefix}l:{{{name}}}:ops"),
+        format!("{prefix}l:{{{name}}}:reports"),
+        format!("{prefix}ops:{{{name}}}"),
+    ]
+}
+
 #[cfg(feature = "redis")]
 /// How long the last safe limit is kept (Baldur: the default TTL × 24).
 #[cfg(feature = "redis")]
@@ -390,7 +466,8 @@ mod tests {
     fn store_keys_put_each_budget_in_its_own_slot_and_a_limit_in_one() {
         assert_eq!(budget_key("t:", "api", 255), "t:k:{api:00000000000000ff}");
         let [limit, safe, instances] = limit_keys("t:", "api");
-        for k in [&limit, &safe, &instances] {
+        let [ops, reports, _channel] = ops_keys("t:", "api");
+        for k in [&limit, &safe, &instances, &ops, &reports] {
             assert!(k.contains("{api}"), "{k}");
         }
     }

@@ -15,8 +15,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Script, Value};
 
 use super::{
-    budget_key, cooldown_key, limit_keys, CompareAndSet, FleetView, Grant, LimitBounds,
-    LimitSource, SharedCooldown, Store, StoreError, StoreFuture, Take, SAFE_LIMIT_TTL,
+    budget_key, cooldown_key, limit_keys, ops_keys, CompareAndSet, FleetView, Grant, LimitBounds,
+    LimitSource, MemberReport, OpsRecord, OpsWrite, SharedCooldown, Store, StoreError, StoreFuture,
+    Take, SAFE_LIMIT_TTL,
 };
 
 /// The key prefix of everything the crate stores.
@@ -89,19 +90,54 @@ redis.call('SET', KEYS[1], v)
 return {1, v}
 ";
 
-/// Heartbeat: this instance is alive now; instances silent for longer than the time to live
-/// are dropped. Returns {live instances, limit or -1}.
+/// Heartbeat: this instance is alive now, with its report; instances silent for longer than
+/// the time to live are dropped, with their reports. Both expire after twice the time to live
+/// once every instance is gone. Returns {live instances, limit or -1, operator-state version}.
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl - 1)
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl - 1)
+  redis.call('HDEL', KEYS[3], unpack(gone))
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ttl * 2)
+redis.call('PEXPIRE', KEYS[3], ttl * 2)
 local n = redis.call('ZCARD', KEYS[2])
-local limit = redis.call('GET', KEYS[1])
-if limit then return {n, tonumber(limit)} end
-return {n, -1}
+local limit = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local ops = tonumber(redis.call('HGET', KEYS[4], 'v') or '0')
+return {n, limit, ops}
+";
+
+/// The live instances with their reports and the ms since their last heartbeat. Returns a flat
+/// list {instance, ms ago, report, ...}.
+const MEMBERS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'WITHSCORES')
+local out = {}
+for i = 1, #live, 2 do
+  table.insert(out, live[i])
+  table.insert(out, math.max(0, now - tonumber(live[i + 1])))
+  table.insert(out, redis.call('HGET', KEYS[2], live[i]) or '')
+end
+return out
+";
+
+/// Compare-and-swap of the operator state, announced on its channel. Returns {1, version, ''}
+/// or {0, version in force, document in force}.
+const WRITE_OPS: &str = r"
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if cur ~= tonumber(ARGV[1]) then
+  return {0, cur, redis.call('HGET', KEYS[1], 'doc') or ''}
+end
+local v = cur + 1
+redis.call('HSET', KEYS[1], 'v', v, 'doc', ARGV[2])
+redis.call('PUBLISH', ARGV[3], v)
+return {1, v, ''}
 ";
 
 /// Extends one shared cooldown (a hash field "end ms:consecutive") to end `delay` ms from the
@@ -189,6 +225,8 @@ struct Scripts {
     cooldowns: Script,
     debit: Script,
     adjust: Script,
+    members: Script,
+    write_ops: Script,
 }
 
 impl Scripts {
@@ -203,6 +241,8 @@ impl Scripts {
             cooldowns: Script::new(COOLDOWNS),
             debit: Script::new(DEBIT),
             adjust: Script::new(ADJUST),
+            members: Script::new(MEMBERS),
+            write_ops: Script::new(WRITE_OPS),
         }
     }
 }
@@ -258,6 +298,9 @@ impl Connection {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    /// One node's client, for the pub/sub connections that announce operator states (on a
+    /// Cluster the heartbeat's version is read instead).
+    client: Option<redis::Client>,
     scripts: std::sync::Arc<Scripts>,
     prefix: std::sync::Arc<str>,
     seed: u64,
@@ -296,10 +339,12 @@ impl RedisStore {
             .set_response_timeout(Some(CONNECT_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_with_config(client, config)
+        let manager = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(unavailable)?;
-        Self::from_connection(Connection::Single(manager)).await
+        let mut store = Self::from_connection(Connection::Single(manager)).await?;
+        store.client = Some(client);
+        Ok(store)
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
@@ -326,6 +371,7 @@ impl RedisStore {
     async fn from_connection(connection: Connection) -> Result<Self, StoreError> {
         let mut store = Self {
             connection,
+            client: None,
             scripts: std::sync::Arc::new(Scripts::new()),
             prefix: DEFAULT_PREFIX.into(),
             seed: 0,
@@ -393,6 +439,55 @@ fn ints<const N: usize>(v: Value, what: &str) -> Result<[i64; N], StoreError> {
             Ok(out)
         }
         other => Err(StoreError::Protocol(format!("{what}: {other:?}"))),
+    }
+}
+
+fn text(v: &Value, what: &str) -> Result<String, StoreError> {
+    match v {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Nil => Ok(String::new()),
+        Value::Int(n) => Ok(n.to_string()),
+        other => Err(StoreError::Protocol(format!("{what}: {other:?}"))),
+    }
+}
+
+/// Forwards the announcements of one operator-state channel to `tx` until every receiver is
+/// gone: a pub/sub connection of its own (redis-rs's `aio::PubSub`), opened again after it
+/// breaks (every half second), and each (re)subscription counted as an announcement too, since
+/// some may have been missed while it was away.
+async fn announcements(
+    client: redis::Client,
+    channel: String,
+    tx: tokio::sync::watch::Sender<u64>,
+) {
+    use futures_util::StreamExt;
+    let bump = |tx: &tokio::sync::watch::Sender<u64>| tx.send_modify(|n| *n = n.wrapping_add(1));
+    let mut first = true;
+    while !tx.is_closed() {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            redis::RedisResult::Ok(pubsub)
+        };
+        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(CONNECT_TIMEOUT, subscribed).await {
+            if !first {
+                bump(&tx);
+            }
+            first = false;
+            let mut messages = pubsub.on_message();
+            loop {
+                let next = std::pin::pin!(messages.next());
+                let closed = std::pin::pin!(tx.closed());
+                match futures_util::future::select(next, closed).await {
+                    futures_util::future::Either::Left((Some(_), _)) => bump(&tx),
+                    // The connection broke: subscribe again.
+                    futures_util::future::Either::Left((None, _)) => break,
+                    futures_util::future::Either::Right(_) => return,
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -495,20 +590,113 @@ impl Store for RedisStore {
         name: &'a str,
         instance: &'a str,
         ttl: Duration,
+        report: &'a str,
     ) -> StoreFuture<'a, FleetView> {
         Box::pin(async move {
             let [limit_key, _, instances] = self.limit_keys(name);
+            let [ops, reports, _] = ops_keys(&self.prefix, name);
             let mut call = self.scripts.heartbeat.key(limit_key);
             call.key(instances)
+                .key(reports)
+                .key(ops)
                 .arg(instance)
-                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                .arg(report);
             let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
-            let [n, limit] = ints::<2>(reply, "heartbeat")?;
+            let [n, limit, ops] = ints::<3>(reply, "heartbeat")?;
             Ok(FleetView {
                 instances: to_u32(n).max(1),
                 limit: (limit >= 0).then(|| to_u32(limit)),
+                ops_version: ops.max(0) as u64,
             })
         })
+    }
+
+    fn members<'a>(&'a self, name: &'a str, ttl: Duration) -> StoreFuture<'a, Vec<MemberReport>> {
+        Box::pin(async move {
+            let [_, _, instances] = self.limit_keys(name);
+            let [_, reports, _] = ops_keys(&self.prefix, name);
+            let mut call = self.scripts.members.key(instances);
+            call.key(reports)
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let Value::Array(items) = reply else {
+                return Err(StoreError::Protocol("members: not an array".into()));
+            };
+            items
+                .chunks(3)
+                .map(|c| match c {
+                    [instance, ago, report] => Ok(MemberReport {
+                        instance: text(instance, "members")?,
+                        last_seen_ms_ago: int(ago, "members")?.max(0) as u64,
+                        report: text(report, "members")?,
+                    }),
+                    _ => Err(StoreError::Protocol("members: a partial entry".into())),
+                })
+                .collect()
+        })
+    }
+
+    fn load_ops<'a>(&'a self, name: &'a str) -> StoreFuture<'a, OpsRecord> {
+        Box::pin(async move {
+            let [ops, _, _] = ops_keys(&self.prefix, name);
+            let reply: Value = self
+                .connection
+                .query(redis::cmd("HMGET").arg(ops).arg("v").arg("doc"))
+                .await
+                .map_err(unavailable)?;
+            match reply {
+                Value::Array(items) => match items.as_slice() {
+                    [Value::Nil, _] => Ok(OpsRecord::default()),
+                    [v, doc] => Ok(OpsRecord {
+                        version: int(v, "load_ops")?.max(0) as u64,
+                        document: text(doc, "load_ops")?,
+                    }),
+                    _ => Err(StoreError::Protocol("load_ops: not two fields".into())),
+                },
+                other => Err(StoreError::Protocol(format!("load_ops: {other:?}"))),
+            }
+        })
+    }
+
+    fn write_ops<'a>(
+        &'a self,
+        name: &'a str,
+        expected: u64,
+        document: &'a str,
+    ) -> StoreFuture<'a, OpsWrite> {
+        Box::pin(async move {
+            let [ops, _, channel] = ops_keys(&self.prefix, name);
+            let mut call = self.scripts.write_ops.key(ops);
+            call.arg(expected).arg(document).arg(channel);
+            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+            let Value::Array(items) = reply else {
+                return Err(StoreError::Protocol("write_ops: not an array".into()));
+            };
+            match items.as_slice() {
+                [ok, v, doc] => {
+                    let version = int(v, "write_ops")?.max(0) as u64;
+                    Ok(if int(ok, "write_ops")? == 1 {
+                        OpsWrite::Written(version)
+                    } else {
+                        OpsWrite::Conflict(OpsRecord {
+                            version,
+                            document: text(doc, "write_ops")?,
+                        })
+                    })
+                }
+                _ => Err(StoreError::Protocol("write_ops: not three fields".into())),
+            }
+        })
+    }
+
+    fn watch_ops(&self, name: &str) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let client = self.client.clone()?;
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let [_, _, channel] = ops_keys(&self.prefix, name);
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        handle.spawn(announcements(client, channel, tx));
+        Some(rx)
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -16,6 +16,9 @@
 //!   share of each key's limit (limit ÷ the last known fleet size) on its own key table, with
 //!   the last known-good limit held. A single failed call falls back the same way for that
 //!   request.
+//! - **The control plane** (`ops.rs`, `members.rs`): operator actions stored as one versioned
+//!   document per throttle and applied by every instance; each instance's heartbeat carries
+//!   a report for the fleet view.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -25,7 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod leases;
+mod members;
+mod ops;
 pub(super) mod sync;
+
+pub use members::FleetMember;
+pub use ops::FleetOps;
 
 use leases::{KeyLease, LeaseTable, Local};
 
@@ -78,6 +86,12 @@ pub(crate) struct FleetState {
     lease_misses: AtomicU64,
     pub(crate) store_errors: AtomicU64,
     fallback_decisions: AtomicU64,
+    /// The fleet's operator state as this instance knows it.
+    pub(crate) ops: parking_lot::Mutex<ops::OpsState>,
+    /// One operator-state sync at a time (the task's, or `sync_fleet`'s).
+    pub(crate) ops_gate: tokio::sync::Mutex<()>,
+    /// The stored operator state may be newer than the one applied: read it at the next sync.
+    pub(crate) ops_stale: AtomicBool,
 }
 
 /// Fleet mode's state, in a throttle's stats.
@@ -111,6 +125,11 @@ pub struct FleetStats {
     pub fallback_decisions: u64,
     /// Keys with a lease on this instance.
     pub leased_keys: usize,
+    /// The version of the fleet's operator state this instance applied last (0: none).
+    pub ops_version: u64,
+    /// True while an operator change made on this instance is not stored yet (the store is
+    /// away, or the write is under way): it applies here only.
+    pub ops_pending: bool,
 }
 
 impl FleetState {
@@ -130,6 +149,9 @@ impl FleetState {
             lease_misses: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             fallback_decisions: AtomicU64::new(0),
+            ops: parking_lot::Mutex::default(),
+            ops_gate: tokio::sync::Mutex::new(()),
+            ops_stale: AtomicBool::new(true),
         }
     }
 
@@ -147,6 +169,10 @@ impl FleetState {
 
     pub(crate) fn stats(&self) -> FleetStats {
         let s = &self.settings;
+        let (ops_version, ops_pending) = {
+            let ops = self.ops.lock();
+            (ops.applied.version, ops.pending.is_some())
+        };
         FleetStats {
             name: s.name.to_string(),
             instance: s.instance.to_string(),
@@ -164,6 +190,8 @@ impl FleetState {
             store_errors: self.store_errors.load(Ordering::Relaxed),
             fallback_decisions: self.fallback_decisions.load(Ordering::Relaxed),
             leased_keys: self.leases.len(),
+            ops_version,
+            ops_pending,
         }
     }
 
@@ -214,6 +242,8 @@ impl AdaptiveThrottle {
         }
         if health == StoreHealth::Connected {
             fleet.failures.store(0, Ordering::Relaxed);
+            // Operator changes may have been stored meanwhile: read them before writing.
+            fleet.ops_stale.store(true, Ordering::Release);
             // Credits leased before the outage are still coupled to their windows; a cached
             // denial may be stale.
             fleet.clear();

@@ -18,6 +18,12 @@ use crate::governance::{
 ///
 /// A cheap view that borrows the throttle: `throttle.governance().set_emergency_level(2)`.
 ///
+/// In fleet mode (a throttle [built](crate::ThrottleBuilder) with a store) the operator
+/// controls — kill switch, emergency level, break glass, error budget, load shedding — apply
+/// here at once and reach every instance of the fleet through the store (see
+/// [`AdaptiveThrottle::sync_fleet`]); the other inputs (breaker, upstream 429s, freezes, a
+/// governance source) stay per instance.
+///
 /// ```
 /// use tower_adaptive_throttle::{AdaptiveThrottle, ManualClock, ThrottleConfig};
 ///
@@ -51,6 +57,8 @@ impl Governance<'_> {
     pub fn set_kill_switch(&self, on: bool) {
         self.throttle
             .transition(|c, now, events| c.set_kill_switch(on, now, events));
+        self.throttle
+            .note_ops("kill_switch", |d| d.kill_switch = on);
     }
 
     /// Sets the emergency level, 0 (none) to 3: caps of 80 % / 50 % of the pre-incident base /
@@ -58,6 +66,9 @@ impl Governance<'_> {
     pub fn set_emergency_level(&self, level: u8) {
         self.throttle
             .transition(|c, now, events| c.set_emergency_level(level, now, events));
+        let level = self.state().emergency_level;
+        self.throttle
+            .note_ops("emergency", |d| d.emergency_level = level);
     }
 
     /// Releases a full stop, the emergency level and the kill switch; the limit recovers through
@@ -65,6 +76,11 @@ impl Governance<'_> {
     pub fn break_glass(&self) {
         self.throttle
             .transition(|c, now, events| c.break_glass(now, events));
+        self.throttle.note_ops("break_glass", |d| {
+            d.break_glass += 1;
+            d.kill_switch = false;
+            d.emergency_level = 0;
+        });
     }
 
     /// Sets the error budget state: warning caps at 80 % of the base, critical at 50 % and
@@ -72,12 +88,17 @@ impl Governance<'_> {
     pub fn set_error_budget(&self, budget: ErrorBudget) {
         self.throttle
             .transition(|c, now, events| c.set_error_budget(budget, now, events));
+        self.throttle
+            .note_ops("error_budget", |d| d.error_budget = budget);
     }
 
     /// Load shedding at `traffic_percent` of capacity (cap `max_limit × p % × 1.5`), or off.
     pub fn set_load_shedding(&self, traffic_percent: Option<u8>) {
         self.throttle
             .transition(|c, now, events| c.set_load_shedding(traffic_percent, now, events));
+        let shedding = self.state().load_shedding;
+        self.throttle
+            .note_ops("load_shedding", |d| d.load_shedding = shedding);
     }
 
     /// A circuit breaker guarding this service changed state (for an external breaker; the

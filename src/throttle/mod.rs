@@ -26,7 +26,7 @@ mod stats;
 pub use builder::ThrottleBuilder;
 pub use cost::Admitted;
 pub(crate) use fleet::Admission;
-pub use fleet::FleetStats;
+pub use fleet::{FleetMember, FleetOps, FleetStats};
 pub use governance::Governance;
 pub use stats::{CapacityStats, ThrottleStats};
 
@@ -295,7 +295,22 @@ impl AdaptiveThrottle {
     /// the swapped-in configuration keeps the running values of those, so
     /// [`config`](Self::config) says what is in force. (The admin route refuses a body that
     /// sets one of them to another value, naming it.)
+    ///
+    /// In fleet mode the new configuration reaches every instance of the fleet (with the
+    /// feature `serde`, which `redis` enables; without it the swap stays on this instance).
     pub fn swap_config(&self, cfg: ThrottleConfig) -> ThrottleConfig {
+        #[cfg(feature = "serde")]
+        let encoded = self.fleet().and_then(|_| serde_json::to_string(&cfg).ok());
+        let old = self.swap_config_local(cfg);
+        #[cfg(feature = "serde")]
+        if let Some(encoded) = encoded {
+            self.note_ops("config", |d| d.config = Some(encoded));
+        }
+        old
+    }
+
+    /// `swap_config` on this instance only.
+    pub(crate) fn swap_config_local(&self, cfg: ThrottleConfig) -> ThrottleConfig {
         let cfg = Arc::new(cfg.with_fixed_from(&self.inner.config.load()));
         let old = self.transition(|c, now, events| {
             self.inner.config.store(cfg.clone());
@@ -378,14 +393,16 @@ impl AdaptiveThrottle {
 
     /// Lets every request through without counting it against the limit (Traffik's `disable`);
     /// samples are still recorded. Distinct from the kill switch, which freezes the limit and
-    /// keeps limiting.
+    /// keeps limiting. In fleet mode, every instance of the fleet.
     pub fn disable(&self) {
-        self.set_enabled(false);
+        self.set_enabled_local(false);
+        self.note_ops("disable", |d| d.enabled = false);
     }
 
     /// Undoes [`disable`](Self::disable).
     pub fn enable(&self) {
-        self.set_enabled(true);
+        self.set_enabled_local(true);
+        self.note_ops("enable", |d| d.enabled = true);
     }
 
     /// Whether the throttle is disabled.
@@ -393,7 +410,7 @@ impl AdaptiveThrottle {
         self.inner.disabled.load(Ordering::Relaxed)
     }
 
-    fn set_enabled(&self, enabled: bool) {
+    pub(crate) fn set_enabled_local(&self, enabled: bool) {
         let was_disabled = self.inner.disabled.swap(!enabled, Ordering::Relaxed);
         if was_disabled == enabled {
             self.transition(|_, at, events| {

@@ -4,7 +4,12 @@
 //! - `redis`: a real `redis-server` spawned per test (skipped loudly when missing, unless
 //!   `THROTTLE_REQUIRE_REDIS=1`): strict exactness, the leased bound, faults, Cluster.
 //! - `processes`: three `fleet` example processes against one Redis.
+//! - `control_plane`: fleet-wide operator state and the fleet view on a `MemoryStore` (paused
+//!   time); `control_plane_redis`: the same on a real Redis, in process and across `fleet`
+//!   example processes driven through their admin routers.
 
+mod control_plane;
+mod control_plane_redis;
 mod memory;
 mod processes;
 mod redis;

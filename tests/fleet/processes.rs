@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::redis_server::RedisServer;
 
-struct Node {
+pub(crate) struct Node {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Node {
@@ -23,7 +23,7 @@ impl Drop for Node {
 /// The example binary `cargo test` built next to this test (`target/<profile>/examples`):
 /// a plain `cargo test` builds every example first. (Building it from here would wait forever
 /// on the build directory's lock, which the running `cargo test` holds.)
-fn example_binary() -> Option<PathBuf> {
+pub(crate) fn example_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let bin = profile_dir.join("examples").join("fleet");
@@ -44,7 +44,20 @@ fn example_binary() -> Option<PathBuf> {
 }
 
 fn start(bin: &PathBuf, redis: &str, name: &str, limit: u32, window_ms: u64) -> Node {
+    start_with(bin, redis, name, limit, window_ms, &[])
+}
+
+/// A node with extra arguments (`--admin-token T`, …).
+pub(crate) fn start_with(
+    bin: &PathBuf,
+    redis: &str,
+    name: &str,
+    limit: u32,
+    window_ms: u64,
+    extra: &[&str],
+) -> Node {
     let mut child = Command::new(bin)
+        .args(extra)
         .args(["--redis", redis, "--port", "0", "--name", name])
         .args([
             "--limit",

@@ -3,11 +3,16 @@
 //! Every `period` (half a sample interval, between 50 ms and 1 s), or at once when the local
 //! controller moved the limit:
 //!
+//! 0. the fleet's operator state (`ops.rs`): read when it may be newer than the one applied —
+//!    first of all on the first round, then after an announcement, a heartbeat that saw a
+//!    newer version, or a reconnection — and applied; then the operator changes made here
+//!    are stored;
 //! 1. cold start (once): the shared limit from the store — current, else the last safe one,
 //!    else this instance's — adopted locally;
 //! 2. a local move since the last sync is written with compare-and-set against the value this
 //!    instance last saw; on a mismatch another instance moved first, and its value is adopted;
-//! 3. a heartbeat: the fleet's size, and the shared limit, adopted if another instance moved it;
+//! 3. a heartbeat, with this instance's report for the fleet view: the fleet's size, the
+//!    shared limit (adopted if another instance moved it) and the operator-state version;
 //! 4. at most once a minute, in the normal regime, the limit is saved as the last safe one.
 //!
 //! While the store is degraded the task only pings it, every health-check interval, and marks
@@ -42,6 +47,9 @@ impl AdaptiveThrottle {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
+        if let Some(announced) = fleet.settings.store.watch_ops(&fleet.settings.name) {
+            handle.spawn(forward_announcements(weak.clone(), announced));
+        }
         handle.spawn(run(weak));
     }
 
@@ -74,6 +82,9 @@ impl AdaptiveThrottle {
         let fleet = self.fleet().expect("fleet mode");
         let s = fleet.settings.clone();
         let bounds = self.bounds();
+        if self.sync_ops().await.is_err() {
+            return false;
+        }
         if !*loaded {
             let default = self.adaptive_limit();
             match self
@@ -105,12 +116,19 @@ impl AdaptiveThrottle {
             }
         }
         let ttl = heartbeat_ttl(self.sync_period());
+        let report = self.member_report();
         match self
-            .store_call(s.store.heartbeat(&s.name, &s.instance, ttl))
+            .store_call(s.store.heartbeat(&s.name, &s.instance, ttl, &report))
             .await
         {
             Ok(view) => {
                 fleet.instances.store(view.instances, Ordering::Relaxed);
+                let applied = fleet.ops.lock().applied.version;
+                if view.ops_version != applied {
+                    // An announcement was lost (or is on its way): read it next round, now.
+                    fleet.ops_stale.store(true, Ordering::Release);
+                    fleet.wake.notify_one();
+                }
                 if let Some(limit) = view.limit {
                     if limit != fleet.shared_limit.load(Ordering::Relaxed)
                         && self.adaptive_limit() == fleet.shared_limit.load(Ordering::Relaxed)
@@ -139,15 +157,37 @@ impl AdaptiveThrottle {
 
     /// Half a sample interval, between 50 ms and 1 s: a move on one instance is in force on
     /// every other within one sample interval.
-    fn sync_period(&self) -> Duration {
+    pub(crate) fn sync_period(&self) -> Duration {
         (self.inner.config.load().sample_interval / 2)
             .clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 }
 
 /// An instance that missed three heartbeats (and at least 3 s) has left the fleet.
-fn heartbeat_ttl(period: Duration) -> Duration {
+pub(crate) fn heartbeat_ttl(period: Duration) -> Duration {
     (period * 3).max(Duration::from_secs(3))
+}
+
+/// Wakes the sync task on every announcement of a new operator state; ends with the throttle
+/// (checked every second while nothing is announced) or the store's channel.
+async fn forward_announcements(
+    weak: Weak<Inner>,
+    mut announced: tokio::sync::watch::Receiver<u64>,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), announced.changed()).await {
+            Ok(Ok(())) => {
+                let Some(inner) = weak.upgrade() else { return };
+                if let Some(fleet) = inner.fleet.as_deref() {
+                    fleet.ops_stale.store(true, Ordering::Release);
+                    fleet.wake.notify_one();
+                }
+            }
+            Ok(Err(_)) => return,
+            Err(_) if weak.strong_count() == 0 => return,
+            Err(_) => {}
+        }
+    }
 }
 
 async fn run(weak: Weak<Inner>) {
