@@ -26,6 +26,8 @@ use std::time::Duration;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_scripts;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
