@@ -28,9 +28,10 @@ struct Slot {
     last_seen_ms: u64,
 }
 
-/// The keys are already uniformly hashed digests: hash them as they are.
+/// The keys are already uniformly hashed digests: hash them as they are (the cost meter's
+/// table uses it too).
 #[derive(Default)]
-struct DigestHasher(u64);
+pub(crate) struct DigestHasher(u64);
 
 impl Hasher for DigestHasher {
     fn finish(&self) -> u64 {

@@ -4,4 +4,4 @@ mod global;
 mod keys;
 
 pub(crate) use global::{GlobalCell, GlobalRate, GlobalView};
-pub(crate) use keys::{KeyTable, Shared};
+pub(crate) use keys::{DigestHasher, KeyTable, Shared};

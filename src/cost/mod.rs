@@ -11,13 +11,14 @@
 //! hot path of a request without cost is what it was.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::admission::DigestHasher;
 use crate::clock::{as_millis_u64, Clock};
 use crate::config::CostConfig;
 use crate::strategy::{RateDecision, TokenBudget, TokenBudgetState};
@@ -37,24 +38,7 @@ pub const COST_TOP_KEYS: usize = 10;
 const MAX_SHARDS: usize = 64;
 const MIN_KEYS_PER_SHARD: usize = 16;
 
-/// Key digests are already uniformly hashed: use them as they are.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
+/// Keys are digests already: hashed as they are.
 type Shard = HashMap<u64, TokenBudgetState, BuildHasherDefault<DigestHasher>>;
 
 /// One throttle's cost meter: the budget, the per-key table and the counters.

@@ -41,6 +41,12 @@ pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// The default lease: a tenth of a key's limit per window.
 pub const DEFAULT_LEASE_FRACTION: f64 = 0.1;
 
+/// The default answer of an optional store operation: a store that does not implement it.
+fn unsupported<T: Send + 'static>(what: &str) -> StoreFuture<'static, T> {
+    let error = StoreError::Protocol(format!("this store does not {what}"));
+    Box::pin(std::future::ready(Err(error)))
+}
+
 /// A boxed, sendable future of a store operation.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -363,9 +369,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// fleet overshoots by at most the largest debit − 1. `granted` is `want` or 0.
     fn debit<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
         let _ = take;
-        Box::pin(std::future::ready(Err(StoreError::Protocol(
-            "this store does not keep cost budgets".into(),
-        ))))
+        unsupported("keep cost budgets")
     }
 
     /// Moves a debited key's use in window `window` by `delta` units (a refund when negative,
@@ -378,9 +382,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         delta: i64,
     ) -> StoreFuture<'a, ()> {
         let _ = (name, key, window, delta);
-        Box::pin(std::future::ready(Err(StoreError::Protocol(
-            "this store does not keep cost budgets".into(),
-        ))))
+        unsupported("keep cost budgets")
     }
 
     /// The outbound coordinator's shared cooldowns: extends `key`'s cooldown in the group
@@ -394,25 +396,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         consecutive: u32,
     ) -> StoreFuture<'a, ()> {
         let _ = (name, key, delay, consecutive);
-        Box::pin(std::future::ready(Err(StoreError::Protocol(
-            "this store does not share cooldowns".into(),
-        ))))
+        unsupported("share cooldowns")
     }
 
     /// Every cooldown of the group `name` still running, with the time left.
     fn cooldowns<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Vec<SharedCooldown>> {
         let _ = name;
-        Box::pin(std::future::ready(Err(StoreError::Protocol(
-            "this store does not share cooldowns".into(),
-        ))))
+        unsupported("share cooldowns")
     }
 
     /// Ends `key`'s shared cooldown (its dependency answered a canary).
     fn clear_cooldown<'a>(&'a self, name: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
         let _ = (name, key);
-        Box::pin(std::future::ready(Err(StoreError::Protocol(
-            "this store does not share cooldowns".into(),
-        ))))
+        unsupported("share cooldowns")
     }
 
     /// The fleet-wide secret that seeds key digests: every instance sharing the store hashes a

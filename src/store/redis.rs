@@ -308,27 +308,34 @@ async fn announcements(
     }
 }
 
+impl RedisStore {
+    /// Runs a per-key window script (`TAKE` or `DEBIT`: same arguments, same reply).
+    async fn window_script(
+        &self,
+        script: &Script,
+        take: Take<'_>,
+        what: &str,
+    ) -> Result<Grant, StoreError> {
+        let mut call = script.key(budget_key(&self.prefix, take.name, take.key));
+        call.arg(take.window_ms).arg(take.limit).arg(take.want);
+        let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+        let [granted, used, reset_in, window] = ints::<4>(reply, what)?;
+        Ok(Grant {
+            granted: granted.max(0) as u64,
+            used: used.max(0) as u64,
+            reset_in_ms: reset_in.max(1) as u64,
+            window: window.max(0) as u64,
+        })
+    }
+}
+
 fn to_u32(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 impl Store for RedisStore {
     fn take<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
-        Box::pin(async move {
-            let mut call = self
-                .scripts
-                .take
-                .key(budget_key(&self.prefix, take.name, take.key));
-            call.arg(take.window_ms).arg(take.limit).arg(take.want);
-            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
-            let [granted, used, reset_in, window] = ints::<4>(reply, "take")?;
-            Ok(Grant {
-                granted: granted.max(0) as u64,
-                used: used.max(0) as u64,
-                reset_in_ms: reset_in.max(1) as u64,
-                window: window.max(0) as u64,
-            })
-        })
+        Box::pin(self.window_script(&self.scripts.take, take, "take"))
     }
 
     fn load_limit<'a>(
@@ -532,21 +539,7 @@ impl Store for RedisStore {
     }
 
     fn debit<'a>(&'a self, take: Take<'a>) -> StoreFuture<'a, Grant> {
-        Box::pin(async move {
-            let mut call = self
-                .scripts
-                .debit
-                .key(budget_key(&self.prefix, take.name, take.key));
-            call.arg(take.window_ms).arg(take.limit).arg(take.want);
-            let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
-            let [granted, used, reset_in, window] = ints::<4>(reply, "debit")?;
-            Ok(Grant {
-                granted: granted.max(0) as u64,
-                used: used.max(0) as u64,
-                reset_in_ms: reset_in.max(1) as u64,
-                window: window.max(0) as u64,
-            })
-        })
+        Box::pin(self.window_script(&self.scripts.debit, take, "debit"))
     }
 
     fn adjust<'a>(
