@@ -204,7 +204,7 @@ pub(crate) struct DurableLease {
 #[derive(Debug)]
 pub(crate) enum Claim {
     Memory(Lease),
-    Durable(Box<DurableLease>),
+    Durable(DurableLease),
 }
 
 impl Claim {
@@ -230,7 +230,7 @@ impl Claim {
             letter,
             attempts,
             ..
-        } = *lease;
+        } = lease;
         let store = &durable.store;
         let name = &*durable.name;
         match delivery {
@@ -372,13 +372,13 @@ impl DeadLetterQueue {
                     .await;
                 continue;
             };
-            claims.push(Claim::Durable(Box::new(DurableLease {
+            claims.push(Claim::Durable(DurableLease {
                 queue: self.clone(),
                 durable: durable.clone(),
                 letter,
                 request,
                 attempts: wire.attempts,
-            })));
+            }));
         }
         claims
     }
