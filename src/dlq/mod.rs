@@ -80,6 +80,6 @@ pub use replay::{
 #[cfg(feature = "dlq")]
 pub use store::{
     CapturedRequest, DeadLetter, DeadLetterQueue, DeadLetterQueueBuilder, DlqConfigError, DlqEvent,
-    DlqStats, EntryId, EntryState, DEFAULT_CAPACITY, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_FAILED_CAPACITY, DEFAULT_MAX_ATTEMPTS,
+    DlqStats, DurableQueue, EntryId, EntryState, DEFAULT_CAPACITY, DEFAULT_CLAIM_IDLE,
+    DEFAULT_DONE_TTL, DEFAULT_EVENT_CAPACITY, DEFAULT_FAILED_CAPACITY, DEFAULT_MAX_ATTEMPTS,
 };

@@ -284,6 +284,43 @@ pub struct MemberReport {
     pub report: String,
 }
 
+/// One dead letter as a store keeps it: the store's id for it and the serialised entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLetter {
+    /// The store's id (a Redis stream entry id).
+    pub id: String,
+    /// The serialised entry.
+    pub payload: String,
+}
+
+/// What [`Store::dlq_append`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqAppended {
+    /// The new entry's id.
+    pub id: String,
+    /// Oldest entries the length bound trimmed away to make room (counted as overflow).
+    pub trimmed: u64,
+}
+
+/// Sizes and counters of a durable dead-letter queue, as its store reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DlqCounts {
+    /// Entries in the queue (waiting or being replayed).
+    pub len: u64,
+    /// Entries claimed by a replayer and not yet acknowledged.
+    pub in_flight: u64,
+    /// Entries trimmed away by the length bound, ever.
+    pub overflow: u64,
+    /// Entries in the bounded permanently-failed list.
+    pub failed: u64,
+}
+
+fn no_dead_letters<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(Err(StoreError::Protocol(
+        "this store does not keep dead letters".into(),
+    ))))
+}
+
 /// The operations a fleet needs from its store. Each is atomic on the store.
 ///
 /// Implemented by [`RedisStore`] and [`MemoryStore`]; the throttle adds timeouts, health and
@@ -411,6 +448,89 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         unsupported("share cooldowns")
     }
 
+    /// Durable dead-letter queue: appends `payload` to `queue`, then trims the queue to its
+    /// newest `max_len` entries (the trimmed ones are counted as overflow).
+    fn dlq_append<'a>(
+        &'a self,
+        queue: &'a str,
+        payload: &'a str,
+        max_len: u64,
+    ) -> StoreFuture<'a, DlqAppended> {
+        let _ = (queue, payload, max_len);
+        no_dead_letters()
+    }
+
+    /// Claims up to `count` entries of `queue` for `consumer`: first entries claimed by
+    /// another consumer and left unacknowledged for at least `min_idle` (its replayer died),
+    /// then entries never delivered. A claimed entry stays claimed until
+    /// [`dlq_ack`](Self::dlq_ack) or [`dlq_retry`](Self::dlq_retry).
+    fn dlq_claim<'a>(
+        &'a self,
+        queue: &'a str,
+        consumer: &'a str,
+        count: usize,
+        min_idle: Duration,
+    ) -> StoreFuture<'a, Vec<StoredLetter>> {
+        let _ = (queue, consumer, count, min_idle);
+        no_dead_letters()
+    }
+
+    /// Acknowledges entry `id` of `queue` and removes it.
+    fn dlq_ack<'a>(&'a self, queue: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
+        let _ = (queue, id);
+        no_dead_letters()
+    }
+
+    /// Whether entry `id` of `queue` was marked replayed ([`dlq_mark_done`](Self::dlq_mark_done)).
+    fn dlq_is_done<'a>(&'a self, queue: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        let _ = (queue, id);
+        no_dead_letters()
+    }
+
+    /// Marks entry `id` of `queue` replayed, for `ttl` (the idempotency key).
+    fn dlq_mark_done<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (queue, id, ttl);
+        no_dead_letters()
+    }
+
+    /// A failed attempt: acknowledges and removes entry `id`, and appends `payload` (the entry
+    /// with its attempt counted) to the back of `queue`, or when `exhausted` to its
+    /// permanently-failed list (bounded to `max_len` as well). Returns the new id.
+    fn dlq_retry<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        payload: &'a str,
+        exhausted: bool,
+        max_len: u64,
+    ) -> StoreFuture<'a, String> {
+        let _ = (queue, id, payload, exhausted, max_len);
+        no_dead_letters()
+    }
+
+    /// Sizes and counters of `queue`.
+    fn dlq_counts<'a>(&'a self, queue: &'a str) -> StoreFuture<'a, DlqCounts> {
+        let _ = queue;
+        no_dead_letters()
+    }
+
+    /// Up to `count` entries of `queue` (or of its permanently-failed list), oldest first,
+    /// without claiming them.
+    fn dlq_entries<'a>(
+        &'a self,
+        queue: &'a str,
+        failed: bool,
+        count: usize,
+    ) -> StoreFuture<'a, Vec<StoredLetter>> {
+        let _ = (queue, failed, count);
+        no_dead_letters()
+    }
+
     /// The fleet-wide secret that seeds key digests: every instance sharing the store hashes a
     /// key to the same digest, and a client cannot choose keys that collide with another's.
     fn seed(&self) -> u64;
@@ -448,6 +568,18 @@ pub(crate) fn ops_keys(prefix: &str, name: &str) -> [String; 3] {
         format!("{prefix}l:{{{name}}}:ops"),
         format!("{prefix}l:{{{name}}}:reports"),
         format!("{prefix}ops:{{{name}}}"),
+    ]
+}
+
+#[cfg(feature = "redis")]
+/// The store's names for a durable dead-letter queue: its stream, overflow counter and
+/// permanently-failed stream, one hash slot (`{queue}`); idempotency keys are
+/// `{stream}:done:{id}` in the same slot.
+pub(crate) fn dlq_keys(prefix: &str, queue: &str) -> [String; 3] {
+    [
+        format!("{prefix}dlq:{{{queue}}}"),
+        format!("{prefix}dlq:{{{queue}}}:overflow"),
+        format!("{prefix}dlq:{{{queue}}}:failed"),
     ]
 }
 

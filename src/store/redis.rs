@@ -14,15 +14,18 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Script, Value};
 
+#[path = "redis_dlq.rs"]
+mod dlq;
+
 use super::redis_scripts::{
     ADJUST, CAS_LIMIT, COOLDOWNS, DEBIT, EXTEND_COOLDOWN, HEARTBEAT, LOAD_LIMIT, MEMBERS,
     SET_LIMIT, TAKE, WRITE_OPS,
 };
 
 use super::{
-    budget_key, cooldown_key, limit_keys, ops_keys, CompareAndSet, FleetView, Grant, LimitBounds,
-    LimitSource, MemberReport, OpsRecord, OpsWrite, SharedCooldown, Store, StoreError, StoreFuture,
-    Take, SAFE_LIMIT_TTL,
+    budget_key, cooldown_key, limit_keys, ops_keys, CompareAndSet, DlqAppended, DlqCounts,
+    FleetView, Grant, LimitBounds, LimitSource, MemberReport, OpsRecord, OpsWrite, SharedCooldown,
+    Store, StoreError, StoreFuture, StoredLetter, Take, SAFE_LIMIT_TTL,
 };
 
 /// The key prefix of everything the crate stores.
@@ -44,6 +47,7 @@ struct Scripts {
     adjust: Script,
     members: Script,
     write_ops: Script,
+    dlq: dlq::DlqScripts,
 }
 
 impl Scripts {
@@ -60,6 +64,7 @@ impl Scripts {
             adjust: Script::new(ADJUST),
             members: Script::new(MEMBERS),
             write_ops: Script::new(WRITE_OPS),
+            dlq: dlq::DlqScripts::new(),
         }
     }
 }
@@ -532,6 +537,56 @@ impl Store for RedisStore {
                 .map_err(unavailable)?;
             Ok(())
         })
+    }
+
+    fn dlq_append<'a>(&'a self, q: &'a str, p: &'a str, max: u64) -> StoreFuture<'a, DlqAppended> {
+        Box::pin(self.append_letter(q, p, max))
+    }
+
+    fn dlq_claim<'a>(
+        &'a self,
+        q: &'a str,
+        consumer: &'a str,
+        count: usize,
+        min_idle: Duration,
+    ) -> StoreFuture<'a, Vec<StoredLetter>> {
+        Box::pin(self.claim_letters(q, consumer, count, min_idle))
+    }
+
+    fn dlq_ack<'a>(&'a self, q: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.ack_letter(q, id))
+    }
+
+    fn dlq_is_done<'a>(&'a self, q: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.letter_done(q, id))
+    }
+
+    fn dlq_mark_done<'a>(&'a self, q: &'a str, id: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(self.mark_letter_done(q, id, ttl))
+    }
+
+    fn dlq_retry<'a>(
+        &'a self,
+        q: &'a str,
+        id: &'a str,
+        payload: &'a str,
+        exhausted: bool,
+        max: u64,
+    ) -> StoreFuture<'a, String> {
+        Box::pin(self.retry_letter(q, id, payload, exhausted, max))
+    }
+
+    fn dlq_counts<'a>(&'a self, q: &'a str) -> StoreFuture<'a, DlqCounts> {
+        Box::pin(self.letter_counts(q))
+    }
+
+    fn dlq_entries<'a>(
+        &'a self,
+        q: &'a str,
+        failed: bool,
+        n: usize,
+    ) -> StoreFuture<'a, Vec<StoredLetter>> {
+        Box::pin(self.read_letters(q, failed, n))
     }
 
     fn seed(&self) -> u64 {

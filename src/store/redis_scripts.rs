@@ -189,3 +189,68 @@ local n = math.max(0, (tonumber(cur[2]) or 0) + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'n', n)
 return 1
 ";
+
+/// Durable dead-letter queue, append: makes sure the replay group exists, appends the entry,
+/// trims the stream to its newest `max_len` entries and counts what was trimmed. KEYS: stream,
+/// overflow counter; ARGV: payload, max_len, group. Returns {id, trimmed}.
+pub(super) const DLQ_APPEND: &str = r"
+pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[3], '0', 'MKSTREAM')
+local id = redis.call('XADD', KEYS[1], '*', 'entry', ARGV[1])
+local trimmed = redis.call('XTRIM', KEYS[1], 'MAXLEN', tonumber(ARGV[2]))
+if trimmed > 0 then redis.call('INCRBY', KEYS[2], trimmed) end
+return {id, trimmed}
+";
+
+/// Durable dead-letter queue, claim: entries another consumer left unacknowledged for
+/// `min_idle` ms (`XAUTOCLAIM`), then new ones (`XREADGROUP >`), up to `count`. KEYS: stream;
+/// ARGV: group, consumer, count, min_idle ms. Returns {id, payload, id, payload, …}.
+pub(super) const DLQ_CLAIM: &str = r"
+pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+local n = tonumber(ARGV[3])
+local out = {}
+local function keep(entries)
+  for _, e in ipairs(entries) do
+    if type(e) == 'table' and type(e[2]) == 'table' then
+      out[#out + 1] = e[1]
+      out[#out + 1] = e[2][2]
+    end
+  end
+end
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], '0-0', 'COUNT', n)
+keep(claimed[2])
+local left = n - #out / 2
+if left > 0 then
+  local fresh = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[1], '>')
+  if type(fresh) == 'table' and fresh[1] then keep(fresh[1][2]) end
+end
+return out
+";
+
+/// Durable dead-letter queue, failed attempt: acknowledges and deletes the entry, appends its
+/// new payload to the target stream (the queue again, or its failed list) and trims the target.
+/// KEYS: stream, target, overflow counter; ARGV: group, id, payload, max_len. Trimming the
+/// queue counts overflow. Returns the new id.
+pub(super) const DLQ_RETRY: &str = r"
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local id = redis.call('XADD', KEYS[2], '*', 'entry', ARGV[3])
+local trimmed = redis.call('XTRIM', KEYS[2], 'MAXLEN', tonumber(ARGV[4]))
+if trimmed > 0 and KEYS[1] == KEYS[2] then redis.call('INCRBY', KEYS[3], trimmed) end
+return id
+";
+
+/// Durable dead-letter queue, counters. KEYS: stream, overflow, failed; ARGV: group. Returns
+/// {len, in flight, overflow, failed}.
+pub(super) const DLQ_COUNTS: &str = r"
+local pending = 0
+local ok, summary = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
+if ok and type(summary) == 'table' then pending = tonumber(summary[1]) or 0 end
+return {redis.call('XLEN', KEYS[1]), pending, tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('XLEN', KEYS[3])}
+";
+
+/// Durable dead-letter queue, acknowledgement after a replay: `XACK` and `XDEL`. KEYS: stream;
+/// ARGV: group, id.
+pub(super) const DLQ_ACK: &str = r"
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+";

@@ -10,6 +10,7 @@
 
 mod control_plane;
 mod control_plane_redis;
+mod dlq_streams;
 mod memory;
 mod processes;
 mod redis;

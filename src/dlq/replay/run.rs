@@ -10,7 +10,7 @@ use tower_service::Service;
 use super::config::{pace_multiplier, ReplayConfig};
 use super::health::{ReplayHealth, StopReason};
 use super::replayer::{ReplayClassifier, RequestHook};
-use crate::dlq::store::{Delivery, Lease, Settled};
+use crate::dlq::store::{Claim, Delivery, Settled};
 use crate::dlq::{DeadLetterQueue, DlqEvent};
 use crate::AdaptiveThrottle;
 
@@ -35,7 +35,7 @@ pub struct ReplayReport {
 }
 
 /// Puts unsent leases back in their original order (each release goes to the front).
-fn release(leases: impl DoubleEndedIterator<Item = Lease>) {
+fn release(leases: impl DoubleEndedIterator<Item = Claim>) {
     for lease in leases.rev() {
         drop(lease);
     }
@@ -70,16 +70,18 @@ where
         replayed: 0,
         failed: 0,
         exhausted: 0,
-        remaining: dlq.len(),
+        remaining: 0,
         stop: StopReason::Drained,
     };
     let health = ReplayHealth::of(&throttle);
     if let Some(stop) = health.blocker(config.min_recovery()) {
         report.stop = stop;
+        report.remaining = dlq.remaining().await;
         return report;
     }
-    let pending = dlq.pending_len();
+    let pending = dlq.waiting().await;
     if pending == 0 {
+        report.remaining = dlq.remaining().await;
         return report;
     }
     report.started = true;
@@ -94,7 +96,8 @@ where
     );
     let marker = HeaderValue::from_static("1");
     'run: loop {
-        let batch = dlq.take_batch(config.batch_size());
+        let batch = dlq.claim_batch(config.batch_size()).await;
+        let short = batch.len() < config.batch_size();
         if batch.is_empty() {
             report.stop = StopReason::Drained;
             break;
@@ -128,7 +131,7 @@ where
             } else {
                 Delivery::Failed
             };
-            match lease.complete(outcome) {
+            match lease.complete(outcome).await {
                 Settled::Replayed => report.replayed += 1,
                 Settled::Requeued => report.failed += 1,
                 Settled::Exhausted => {
@@ -138,7 +141,12 @@ where
                 Settled::Released => {}
             }
         }
-        if dlq.pending_len() == 0 {
+        // The durable queue has no cheap count: a short batch means it is drained.
+        let drained = match dlq.durable() {
+            None => dlq.pending_len() == 0,
+            Some(_) => short,
+        };
+        if drained {
             report.stop = StopReason::Drained;
             break;
         }
@@ -149,7 +157,7 @@ where
         }
         tokio::time::sleep(config.interval() * pace_multiplier(health.ratio())).await;
     }
-    report.remaining = dlq.len();
+    report.remaining = dlq.remaining().await;
     emit(
         &dlq,
         actor.as_deref(),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::durable::DurableQueue;
 use super::queue::DeadLetterQueue;
 use super::types::DlqConfigError;
 use crate::clock::{Clock, MonotonicClock};
@@ -35,6 +36,7 @@ pub struct DeadLetterQueueBuilder {
     event_capacity: usize,
     clock: Option<Arc<dyn Clock>>,
     skipped_tiers: Vec<Tier>,
+    durable: Option<DurableQueue>,
 }
 
 /// The settings of a queue, checked by [`DeadLetterQueueBuilder::build`].
@@ -45,6 +47,7 @@ pub(super) struct Settings {
     pub(super) event_capacity: usize,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) skipped_tiers: Vec<Tier>,
+    pub(super) durable: Option<DurableQueue>,
 }
 
 impl DeadLetterQueueBuilder {
@@ -57,6 +60,7 @@ impl DeadLetterQueueBuilder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             clock: None,
             skipped_tiers: Vec::new(),
+            durable: None,
         }
     }
 
@@ -100,6 +104,17 @@ impl DeadLetterQueueBuilder {
         self
     }
 
+    /// Keeps the entries in `durable` (a queue in a shared store, Redis Streams on
+    /// [`RedisStore`](crate::store::RedisStore)) instead of in memory: they outlive the process
+    /// and any instance sharing the queue may replay them. `capacity` then bounds only this
+    /// instance's bookkeeping; the durable queue has its own bound
+    /// ([`DurableQueue::max_len`]). Capture needs a tokio runtime (the append runs in the
+    /// background).
+    pub fn durable(mut self, durable: DurableQueue) -> Self {
+        self.durable = Some(durable);
+        self
+    }
+
     /// The queue.
     ///
     /// # Errors
@@ -126,6 +141,7 @@ impl DeadLetterQueueBuilder {
                 .clock
                 .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
             skipped_tiers: self.skipped_tiers,
+            durable: self.durable,
         }))
     }
 }

@@ -4,9 +4,12 @@
 //! - `types`: entries, ids, states, counters, events and configuration errors;
 //! - `builder`: [`DeadLetterQueueBuilder`] and the defaults;
 //! - `queue`: [`DeadLetterQueue`] — storing, listing, purging, events and audit trail;
-//! - `lease`: hand-out for replay and how each attempt is settled.
+//! - `lease`: hand-out for replay and how each attempt is settled;
+//! - `durable`: [`DurableQueue`], the backend in a shared store (Redis Streams), and the
+//!   [`Claim`]s a replay settles on either backend.
 
 mod builder;
+mod durable;
 mod lease;
 mod queue;
 mod types;
@@ -15,7 +18,9 @@ pub use builder::{
     DeadLetterQueueBuilder, DEFAULT_CAPACITY, DEFAULT_EVENT_CAPACITY, DEFAULT_FAILED_CAPACITY,
     DEFAULT_MAX_ATTEMPTS,
 };
-pub(crate) use lease::{Delivery, Lease, Settled};
+pub(crate) use durable::Claim;
+pub use durable::{DurableQueue, DEFAULT_CLAIM_IDLE, DEFAULT_DONE_TTL};
+pub(crate) use lease::{Delivery, Settled};
 pub use queue::DeadLetterQueue;
 pub(crate) use queue::NotCapturable;
 pub use types::{

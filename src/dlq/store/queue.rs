@@ -46,11 +46,12 @@ pub(super) struct Inner {
     audit: AuditTrail<DlqEvent>,
     pub(super) state: Mutex<State>,
     skipped_tiers: Vec<Tier>,
+    pub(super) durable: Option<super::DurableQueue>,
 }
 
 #[derive(Default)]
 pub(super) struct State {
-    next_id: u64,
+    pub(super) next_id: u64,
     pub(super) pending: VecDeque<DeadLetter>,
     pub(super) in_flight: HashMap<EntryId, DeadLetter>,
     pub(super) failed: VecDeque<DeadLetter>,
@@ -102,6 +103,7 @@ impl DeadLetterQueue {
                 audit: AuditTrail::default(),
                 state: Mutex::new(State::default()),
                 skipped_tiers: settings.skipped_tiers,
+                durable: settings.durable,
             }),
         }
     }
@@ -214,6 +216,9 @@ impl DeadLetterQueue {
         if self.inner.skipped_tiers.contains(&tier) {
             self.note_not_capturable(NotCapturable::TierSkipped);
             return None;
+        }
+        if let Some(durable) = &self.inner.durable {
+            return Some(self.push_durable(durable, request, tier, reason));
         }
         let at = self.now();
         let event;
