@@ -297,7 +297,23 @@ impl DeadLetterQueue {
         };
         let queue = self.clone();
         let durable = durable.clone();
-        tokio::spawn(async move {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to append on (capture always runs on one; a direct call may not):
+            // dropped, and counted, rather than a panic.
+            let total = {
+                let mut state = self.inner.state.lock();
+                state.stats.overflow += 1;
+                state.stats.overflow
+            };
+            self.emit(DlqEvent::Overflow {
+                at: self.now(),
+                tier,
+                reason,
+                dropped_total: total,
+            });
+            return id;
+        };
+        runtime.spawn(async move {
             let at = queue.now();
             match durable.append(&request, tier, reason).await {
                 Ok((_, trimmed)) => {
