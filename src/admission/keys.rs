@@ -133,6 +133,12 @@ impl KeyTable {
         }
     }
 
+    /// Counts a key first seen in this window by a caller that keeps its own per-key state
+    /// (fleet mode's leases), so fair shares divide among it too.
+    pub(crate) fn note_active(&self, now_ms: u64, window_ms: u64) {
+        self.active.touch(now_ms / window_ms.max(1));
+    }
+
     /// Distinct keys seen in this window or the previous one (at least 1).
     pub(crate) fn active(&self, now_ms: u64, window_ms: u64) -> u64 {
         self.active.count(now_ms / window_ms.max(1)).max(1)

@@ -270,28 +270,16 @@ impl AdaptiveThrottle {
             return FleetCheck::Ready(self.fleet_fallback(digest, tier, now, limit));
         }
         let cfg = self.inner.config.load();
-        let quota = self.fleet_quota(&cfg, limit, now);
         let now_ms = as_millis_u64(now);
-        if cfg.key_quota.is_shared() {
-            // Keys share one limit: besides each key's fleet-wide quota, this instance admits
-            // at most its share of the service-wide limit (the limit ÷ the fleet's size).
-            // Taken first: a key the fleet then denies leaves a unit unused, never one extra.
-            let instances = fleet.instances.load(Ordering::Relaxed).max(1);
-            let rate = super::inner::global_rate(&cfg, limit.div_ceil(instances).max(1));
-            let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
-            if !self.inner.global.try_take(&rate, tier, now_us) {
-                let retry_us = self.inner.global.peek(&rate, tier, now_us).retry_after_us;
-                return FleetCheck::Ready(self.fleet_decision(
-                    false,
-                    quota,
-                    0,
-                    retry_us.div_ceil(1000),
-                    tier,
-                    now,
-                ));
+        let lease = fleet.leases.get(digest, now_ms);
+        if cfg.key_quota == KeyQuota::FairShare {
+            // Every key that asks counts towards the fair share, admitted or not.
+            let window_ms = as_millis_u64(cfg.window).max(1);
+            if lease.first_in_window(now_ms / window_ms) {
+                self.inner.keys.note_active(now_ms, window_ms);
             }
         }
-        let lease = fleet.leases.get(digest, now_ms);
+        let quota = self.fleet_quota(&cfg, limit, now);
         if fleet.settings.mode == Fleet::Leased {
             match lease.spend(now_ms, u64::from(quota)) {
                 Local::Allowed {
@@ -305,14 +293,13 @@ impl AdaptiveThrottle {
                     {
                         self.refill_ahead(&lease, digest, quota);
                     }
-                    return FleetCheck::Ready(self.fleet_decision(
-                        true,
+                    let spent = Spent {
+                        limit,
                         quota,
                         remaining,
                         reset_in_ms,
-                        tier,
-                        now,
-                    ));
+                    };
+                    return FleetCheck::Ready(self.admit_spent(&lease, spent, tier, now));
                 }
                 Local::Denied { retry_in_ms } => {
                     return FleetCheck::Ready(self.fleet_decision(
@@ -330,6 +317,10 @@ impl AdaptiveThrottle {
             // Strict mode caches the store's denial until the window ends: a flooded key costs
             // no round trips.
             return FleetCheck::Ready(self.fleet_decision(false, quota, 0, retry_in_ms, tier, now));
+        }
+        if let Err(retry_ms) = self.global_share(limit, tier, now, false) {
+            // This instance's share of the service-wide limit is spent: no store call.
+            return FleetCheck::Ready(self.fleet_decision(false, quota, 0, retry_ms, tier, now));
         }
         fleet.lease_misses.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
@@ -369,25 +360,29 @@ impl AdaptiveThrottle {
         let _gate = lease.gate.lock().await;
         let now = self.now();
         let now_ms = as_millis_u64(now);
-        {
-            let mut st = lease.state.lock();
-            match st.spend(now_ms, u64::from(quota)) {
-                Local::Allowed {
+        match lease.spend(now_ms, u64::from(quota)) {
+            Local::Allowed {
+                remaining,
+                reset_in_ms,
+                ..
+            } => {
+                let spent = Spent {
+                    limit,
+                    quota,
                     remaining,
                     reset_in_ms,
-                    ..
-                } => return self.fleet_decision(true, quota, remaining, reset_in_ms, tier, now),
-                Local::Denied { retry_in_ms } => {
-                    return self.fleet_decision(false, quota, 0, retry_in_ms, tier, now)
-                }
-                Local::Miss => {}
+                };
+                return self.admit_spent(&lease, spent, tier, now);
             }
-            // The call this miss waited for failed: fall back now rather than queue another
-            // call behind a store that does not answer.
-            if st.last_failed && lease.attempts() != attempts_seen {
-                drop(st);
-                return self.fleet_fallback(digest, tier, now, limit);
+            Local::Denied { retry_in_ms } => {
+                return self.fleet_decision(false, quota, 0, retry_in_ms, tier, now)
             }
+            Local::Miss => {}
+        }
+        // The call this miss waited for failed: fall back now rather than queue another call
+        // behind a store that does not answer.
+        if lease.state.lock().last_failed && lease.attempts() != attempts_seen {
+            return self.fleet_fallback(digest, tier, now, limit);
         }
         if fleet.health() == StoreHealth::Degraded {
             return self.fleet_fallback(digest, tier, now, limit);
@@ -399,13 +394,21 @@ impl AdaptiveThrottle {
         match self.take(&lease, digest, quota, want).await {
             Ok(()) => {
                 let now = self.now();
-                let mut st = lease.state.lock();
-                match st.spend(as_millis_u64(now), u64::from(quota)) {
+                let local = lease.spend(as_millis_u64(now), u64::from(quota));
+                match local {
                     Local::Allowed {
                         remaining,
                         reset_in_ms,
                         ..
-                    } => self.fleet_decision(true, quota, remaining, reset_in_ms, tier, now),
+                    } => {
+                        let spent = Spent {
+                            limit,
+                            quota,
+                            remaining,
+                            reset_in_ms,
+                        };
+                        self.admit_spent(&lease, spent, tier, now)
+                    }
                     Local::Denied { retry_in_ms } => {
                         self.fleet_decision(false, quota, 0, retry_in_ms, tier, now)
                     }
@@ -414,6 +417,51 @@ impl AdaptiveThrottle {
                 }
             }
             Err(()) => self.fleet_fallback(digest, tier, self.now(), limit),
+        }
+    }
+
+    /// An admission the key's lease allows. With shared quotas, this instance's share of the
+    /// service-wide limit (the limit ÷ the fleet's size) must admit it too; when it does not,
+    /// the credit goes back to the lease, so a key the share refuses spends nothing.
+    fn admit_spent(&self, lease: &KeyLease, spent: Spent, tier: Tier, now: Duration) -> Decision {
+        if let Err(retry_ms) = self.global_share(spent.limit, tier, now, true) {
+            lease.give_back();
+            return self.fleet_decision(false, spent.quota, 0, retry_ms, tier, now);
+        }
+        self.fleet_decision(
+            true,
+            spent.quota,
+            spent.remaining,
+            spent.reset_in_ms,
+            tier,
+            now,
+        )
+    }
+
+    /// This instance's share of the service-wide limit, when keys share one: `take` consumes
+    /// a unit, otherwise it only looks. `Err` carries the retry in ms.
+    fn global_share(&self, limit: u32, tier: Tier, now: Duration, take: bool) -> Result<(), u64> {
+        let cfg = self.inner.config.load();
+        if !cfg.key_quota.is_shared() {
+            return Ok(());
+        }
+        let fleet = self.fleet().expect("fleet mode");
+        let instances = fleet.instances.load(Ordering::Relaxed).max(1);
+        let rate = super::inner::global_rate(&cfg, limit.div_ceil(instances).max(1));
+        let now_us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
+        let global = &self.inner.global;
+        let admitted = if take {
+            global.try_take(&rate, tier, now_us)
+        } else {
+            global.peek(&rate, tier, now_us).allowed
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(global
+                .peek(&rate, tier, now_us)
+                .retry_after_us
+                .div_ceil(1000))
         }
     }
 
@@ -601,4 +649,12 @@ pub(super) fn join_permit(
             }
         }
     }
+}
+
+/// What a lease served: the tier's limit, the key's quota, and the room and reset it reports.
+struct Spent {
+    limit: u32,
+    quota: u32,
+    remaining: u64,
+    reset_in_ms: u64,
 }

@@ -272,3 +272,54 @@ async fn fair_share_fleet_holds_the_aggregate_near_the_limit() {
         assert!(*n >= 16, "window {w}: {n}: {per_window:?}");
     }
 }
+
+/// Fair shares hold within the fleet's budget too: with two keys asking, a greedy key gets
+/// at most half the limit per window, and the quiet one gets through in every window. (Fleet
+/// budgets are whole windows, not paced: the greedy key takes its half early in each window,
+/// so the quiet one may wait within it.)
+#[tokio::test(start_paused = true)]
+async fn fair_share_fleet_divides_the_limit_among_the_keys_that_ask() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    let cfg = ThrottleConfig::builder()
+        .initial_limit(20)
+        .min_limit(20)
+        .max_limit(20)
+        .window(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let t = AdaptiveThrottle::builder(cfg)
+        .name("greedy")
+        .clock(clock.clone())
+        .store(store)
+        .build();
+    let mut greedy: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut quiet: BTreeMap<u64, u32> = BTreeMap::new();
+    for step in 0..(5 * 50) {
+        for _ in 0..4 {
+            if t.check_async("greedy", Tier::Standard).await.allowed {
+                *greedy
+                    .entry(clock.now().as_millis() as u64 / 1000)
+                    .or_default() += 1;
+            }
+        }
+        if step % 10 == 0 && t.check_async("quiet", Tier::Standard).await.allowed {
+            *quiet
+                .entry(clock.now().as_millis() as u64 / 1000)
+                .or_default() += 1;
+        }
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_millis(20));
+    }
+    for (w, n) in greedy.iter().skip(1) {
+        assert!(
+            *n <= 10,
+            "window {w}: the greedy key took {n} of 20: {greedy:?}"
+        );
+    }
+    assert_eq!(
+        quiet.len(),
+        5,
+        "the quiet key got through in every window: {quiet:?}"
+    );
+}

@@ -22,6 +22,8 @@ pub(crate) struct KeyLease {
     pub(crate) attempts: AtomicU64,
     /// A refill fetched ahead of need is on its way: one at a time per key.
     pub(crate) refilling: AtomicBool,
+    /// The last window (local window index + 1; 0 never) this key was counted as active in.
+    counted_window: AtomicU64,
 }
 
 pub(crate) struct LeaseState {
@@ -60,6 +62,7 @@ impl KeyLease {
             gate: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             refilling: AtomicBool::new(false),
+            counted_window: AtomicU64::new(0),
         }
     }
 
@@ -67,6 +70,21 @@ impl KeyLease {
     pub(crate) fn spend(&self, now_ms: u64, limit: u64) -> Local {
         let mut st = self.state.lock();
         st.spend(now_ms, limit)
+    }
+
+    /// Returns one credit just spent (a request the service-wide share then refused), to the
+    /// window it came from.
+    pub(crate) fn give_back(&self) {
+        let mut st = self.state.lock();
+        if let Some(expires) = st.spender.expires_at() {
+            st.spender.grant(1, expires);
+        }
+    }
+
+    /// Whether this is the key's first request in local window `window` (once per window).
+    pub(crate) fn first_in_window(&self, window: u64) -> bool {
+        let tag = window.saturating_add(1);
+        self.counted_window.swap(tag, Ordering::AcqRel) != tag
     }
 
     pub(crate) fn attempts(&self) -> u64 {
