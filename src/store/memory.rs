@@ -124,7 +124,10 @@ impl Store for MemoryStore {
             Grant {
                 granted,
                 used: entry.1,
-                reset_in_ms: (window + 1) * take.window_ms - now,
+                reset_in_ms: (window + 1)
+                    .saturating_mul(take.window_ms)
+                    .saturating_sub(now)
+                    .max(1),
                 window,
             }
         })
@@ -281,7 +284,10 @@ impl Store for MemoryStore {
             Grant {
                 granted,
                 used: entry.1,
-                reset_in_ms: (window + 1) * take.window_ms - now,
+                reset_in_ms: (window + 1)
+                    .saturating_mul(take.window_ms)
+                    .saturating_sub(now)
+                    .max(1),
                 window,
             }
         })
