@@ -1,6 +1,7 @@
 //! [`RedisStore`]: the store contract on Redis or Redis Cluster, one Lua script per operation.
 //!
-//! The only file that names the `redis` crate. Every script's keys share one hash slot (a
+//! With its child `redis_dlq.rs`, the only code that names the `redis` crate (the scripts are in
+//! `redis_scripts.rs`). Every script's keys share one hash slot (a
 //! key's budget is alone in its slot; a throttle's limit keys share `{name}`), so each runs on
 //! Cluster as on one node. Scripts run by SHA and are loaded again on `NOSCRIPT` (redis-rs's
 //! `Script`). Window time is the server's (`TIME`), so instances with skewed clocks still agree

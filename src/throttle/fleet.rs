@@ -360,24 +360,9 @@ impl AdaptiveThrottle {
         let _gate = lease.gate.lock().await;
         let now = self.now();
         let now_ms = as_millis_u64(now);
-        match lease.spend(now_ms, u64::from(quota)) {
-            Local::Allowed {
-                remaining,
-                reset_in_ms,
-                ..
-            } => {
-                let spent = Spent {
-                    limit,
-                    quota,
-                    remaining,
-                    reset_in_ms,
-                };
-                return self.admit_spent(&lease, spent, tier, now);
-            }
-            Local::Denied { retry_in_ms } => {
-                return self.fleet_decision(false, quota, 0, retry_in_ms, tier, now)
-            }
-            Local::Miss => {}
+        let local = lease.spend(now_ms, u64::from(quota));
+        if let Some(decided) = self.decide_local(&lease, local, limit, quota, tier, now) {
+            return decided;
         }
         // The call this miss waited for failed: fall back now rather than queue another call
         // behind a store that does not answer.
@@ -395,28 +380,43 @@ impl AdaptiveThrottle {
             Ok(()) => {
                 let now = self.now();
                 let local = lease.spend(as_millis_u64(now), u64::from(quota));
-                match local {
-                    Local::Allowed {
-                        remaining,
-                        reset_in_ms,
-                        ..
-                    } => {
-                        let spent = Spent {
-                            limit,
-                            quota,
-                            remaining,
-                            reset_in_ms,
-                        };
-                        self.admit_spent(&lease, spent, tier, now)
-                    }
-                    Local::Denied { retry_in_ms } => {
-                        self.fleet_decision(false, quota, 0, retry_in_ms, tier, now)
-                    }
+                self.decide_local(&lease, local, limit, quota, tier, now)
                     // Granted credits already expired (a call slower than the window).
-                    Local::Miss => self.fleet_decision(false, quota, 0, 1, tier, now),
-                }
+                    .unwrap_or_else(|| self.fleet_decision(false, quota, 0, 1, tier, now))
             }
             Err(()) => self.fleet_fallback(digest, tier, self.now(), limit),
+        }
+    }
+
+    /// The decision the key's lease makes on its own (credits, or a cached denial), or `None`
+    /// when only the store can decide.
+    fn decide_local(
+        &self,
+        lease: &KeyLease,
+        local: Local,
+        limit: u32,
+        quota: u32,
+        tier: Tier,
+        now: Duration,
+    ) -> Option<Decision> {
+        match local {
+            Local::Allowed {
+                remaining,
+                reset_in_ms,
+                ..
+            } => {
+                let spent = Spent {
+                    limit,
+                    quota,
+                    remaining,
+                    reset_in_ms,
+                };
+                Some(self.admit_spent(lease, spent, tier, now))
+            }
+            Local::Denied { retry_in_ms } => {
+                Some(self.fleet_decision(false, quota, 0, retry_in_ms, tier, now))
+            }
+            Local::Miss => None,
         }
     }
 

@@ -85,7 +85,7 @@ async fn hammer(nodes: Vec<AdaptiveThrottle>, window_ms: u64, windows: u64) -> B
     total
 }
 
-fn assert_bound(per_window: &BTreeMap<u64, u32>, limit: u32) {
+pub(crate) fn assert_bound(per_window: &BTreeMap<u64, u32>, limit: u32) {
     assert!(per_window.len() >= 20, "{per_window:?}");
     for (w, n) in per_window {
         assert!(*n <= limit, "window {w}: {n} > {limit}: {per_window:?}");
