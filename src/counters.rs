@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use crate::decision::{RejectReason, Tier};
 use crate::events::{ChangeReason, ThrottleEvent};
+use crate::util::stripes::Stripes;
 
 /// Upper bounds of the latency histogram buckets, in seconds (Baldur's 10 ms … 5 s).
 pub const RTT_BUCKETS_SECONDS: [f64; 9] = [0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
@@ -104,7 +105,9 @@ impl RttTally {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    by_tier: [[AtomicU64; 2]; 3],
+    /// Admitted and rejected per tier, striped per thread: every request bumps one of them,
+    /// and one shared line written by every core would be the hot path's bottleneck.
+    by_tier: Stripes<[[AtomicU64; 2]; 3]>,
     by_reason: [AtomicU64; RejectReason::ALL.len()],
     changes: Mutex<BTreeMap<(Direction, ChangeReasonKey), u64>>,
 }
@@ -123,7 +126,8 @@ pub(crate) fn tier_index(tier: Tier) -> usize {
 
 impl Counters {
     pub(crate) fn decision(&self, tier: Tier, allowed: bool, reason: Option<RejectReason>) {
-        self.by_tier[tier_index(tier)][usize::from(!allowed)].fetch_add(1, Ordering::Relaxed);
+        self.by_tier.local()[tier_index(tier)][usize::from(!allowed)]
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(reason) = reason {
             if let Some(i) = RejectReason::ALL.iter().position(|r| *r == reason) {
                 self.by_reason[i].fetch_add(1, Ordering::Relaxed);
@@ -131,20 +135,28 @@ impl Counters {
         }
     }
 
-    /// Admissions counted, all tiers.
-    pub(crate) fn allowed_total(&self) -> u64 {
+    /// Admissions (`rejected == false`) or rejections of the tiers `tiers`, summed over the
+    /// stripes.
+    fn sum(&self, tiers: &[usize], rejected: bool) -> u64 {
         self.by_tier
             .iter()
-            .map(|[a, _]| a.load(Ordering::Relaxed))
+            .flat_map(|stripe| {
+                tiers
+                    .iter()
+                    .map(move |t| &stripe[*t][usize::from(rejected)])
+            })
+            .map(|a| a.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Admissions counted, all tiers.
+    pub(crate) fn allowed_total(&self) -> u64 {
+        self.sum(&[0, 1, 2], false)
     }
 
     /// Rejections counted, all tiers and axes.
     pub(crate) fn rejected_total(&self) -> u64 {
-        self.by_tier
-            .iter()
-            .map(|[_, r]| r.load(Ordering::Relaxed))
-            .sum()
+        self.sum(&[0, 1, 2], true)
     }
 
     /// Counts limit changes among `events` (called with the few events of a transition).
@@ -171,8 +183,8 @@ impl Counters {
             requests_by_tier: Tier::ALL
                 .iter()
                 .map(|t| {
-                    let [a, r] = &self.by_tier[tier_index(*t)];
-                    (*t, load(a), load(r))
+                    let tier = [tier_index(*t)];
+                    (*t, self.sum(&tier, false), self.sum(&tier, true))
                 })
                 .collect(),
             rejections_by_reason: RejectReason::ALL
@@ -197,8 +209,11 @@ impl Counters {
     }
 
     pub(crate) fn reset(&self) {
-        for row in &self.by_tier {
-            row.iter().for_each(|a| a.store(0, Ordering::Relaxed));
+        for stripe in self.by_tier.iter() {
+            stripe
+                .iter()
+                .flatten()
+                .for_each(|a| a.store(0, Ordering::Relaxed));
         }
         self.by_reason
             .iter()

@@ -1,5 +1,7 @@
 //! Small helpers shared by the crate.
 
+pub(crate) mod stripes;
+
 /// SplitMix64: a tiny, seedable generator for jitter and sampling (not for security).
 pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -131,6 +133,51 @@ pub(crate) mod grpc {
             for bad in ["", "/", "//Check", "/Svc/", "/Svc", "Svc/Check", "/a/b/c"] {
                 assert_eq!(service_of(bad), None, "{bad}");
             }
+        }
+    }
+}
+
+/// `x.floor() as u64` without the libm call (the hot path computes a few per request, and
+/// without SSE4.1 `floor` is a function call): truncation is the floor for `x >= 0`, and both
+/// saturate the same way (negative and NaN to 0, too large to `u64::MAX`).
+pub(crate) fn floor_u64(x: f64) -> u64 {
+    x as u64
+}
+
+/// `x.ceil() as u64` without the libm call; the same results for every `x` (see [`floor_u64`]).
+pub(crate) fn ceil_u64(x: f64) -> u64 {
+    let t = x as u64;
+    t.saturating_add(u64::from((t as f64) < x))
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::{ceil_u64, floor_u64};
+
+    #[test]
+    fn floor_and_ceil_match_the_float_functions() {
+        let values = [
+            0.0,
+            -0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.999_999,
+            3.0,
+            1e9 + 0.25,
+            1.5e19,
+            1e20,
+            -0.5,
+            -3.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            4_503_599_627_370_497.0,
+        ];
+        for x in values {
+            assert_eq!(floor_u64(x), x.floor() as u64, "floor of {x}");
+            assert_eq!(ceil_u64(x), x.ceil() as u64, "ceil of {x}");
         }
     }
 }

@@ -18,8 +18,10 @@
 //!   a share of it, so saturation sheds non-essential work first.
 
 mod algorithm;
+mod deferred;
 
 use algorithm::{Aimd, Gradient2, LimitSample};
+use deferred::{Deferral, DeferredReleases, Released};
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -32,6 +34,7 @@ use crate::clock::Clock;
 use crate::config::{ConcurrencyAlgorithm, ConcurrencyConfig, SampleAggregation};
 use crate::decision::{Axis, Decision, Outcome, RejectReason, Tier};
 use crate::util::splitmix64;
+use crate::util::stripes::Stripes;
 
 /// A snapshot of the concurrency axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,9 +140,47 @@ struct Shared {
     /// When the next probe is due, in nanoseconds (`u64::MAX`: none), so `try_acquire` only
     /// takes the lock when one is.
     probe_due: AtomicU64,
-    admitted: [AtomicU64; 3],
+    /// Per tier, striped per thread (every admission bumps one).
+    admitted: Stripes<[AtomicU64; 3]>,
     rejected: [AtomicU64; 3],
     state: Mutex<State>,
+    /// Releases waiting to be folded into `state` (see `deferred`).
+    deferred: DeferredReleases,
+}
+
+impl Shared {
+    /// The state, with every waiting release folded in: how everything reads or moves it.
+    fn lock_state(&self) -> parking_lot::MutexGuard<'_, State> {
+        let mut st = self.state.lock();
+        self.deferred.fold_into(&mut st);
+        st
+    }
+}
+
+impl State {
+    /// Counts one completed request's sample.
+    fn count_sample(&mut self, rtt: Duration, dropped: bool) {
+        self.samples += 1;
+        self.drops += u64::from(dropped);
+        self.last_rtt = Some(rtt);
+    }
+}
+
+impl Window {
+    /// Adds one sample, starting the window if it is the first.
+    fn add(&mut self, now: Duration, rtt: Duration, inflight: u32, dropped: bool) {
+        self.start.get_or_insert(now);
+        let rtt_ms = rtt.as_secs_f64() * 1000.0;
+        self.min_ms = if self.count == 0 {
+            rtt_ms
+        } else {
+            self.min_ms.min(rtt_ms)
+        };
+        self.count += 1;
+        self.sum_ms += rtt_ms;
+        self.max_inflight = self.max_inflight.max(inflight);
+        self.dropped |= dropped;
+    }
 }
 
 /// The adaptive in-flight limit. Cheap to clone; clones share every piece of state.
@@ -217,6 +258,7 @@ impl ConcurrencyLimiter {
                     updates: 0,
                     probes: 0,
                 }),
+                deferred: DeferredReleases::new(),
                 clock,
                 cfg,
             }),
@@ -235,11 +277,18 @@ impl ConcurrencyLimiter {
 
     /// Permits ever handed out (every tier).
     pub(crate) fn admitted_total(&self) -> u64 {
-        self.shared
-            .admitted
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .sum()
+        self.admitted_by_tier().iter().sum()
+    }
+
+    /// Permits ever handed out, per tier (summed over the stripes).
+    fn admitted_by_tier(&self) -> [u64; 3] {
+        let mut total = [0; 3];
+        for stripe in self.shared.admitted.iter() {
+            for (t, a) in total.iter_mut().zip(stripe) {
+                *t += a.load(Ordering::Relaxed);
+            }
+        }
+        total
     }
 
     /// Requests ever shed (every tier).
@@ -287,7 +336,7 @@ impl ConcurrencyLimiter {
                 Err(actual) => current = actual,
             }
         }
-        s.admitted[tier_index(tier)].fetch_add(1, Ordering::Relaxed);
+        s.admitted.local()[tier_index(tier)].fetch_add(1, Ordering::Relaxed);
         let decision = Decision {
             allowed: true,
             limit: cap,
@@ -312,7 +361,7 @@ impl ConcurrencyLimiter {
     }
 
     fn denial(&self, tier: Tier, cap: u32) -> Decision {
-        let last = self.shared.state.lock().last_rtt;
+        let last = self.shared.lock_state().last_rtt;
         Decision {
             allowed: false,
             limit: cap,
@@ -332,7 +381,7 @@ impl ConcurrencyLimiter {
         let s = &*self.shared;
         let limit = self.limit();
         let shares = s.cfg.tier_shares;
-        let st = s.state.lock();
+        let st = s.lock_state();
         let (baseline, gradient) = match &st.algo {
             Algo::Gradient2(g) => (
                 (g.long_rtt_ms() > 0.0).then(|| Duration::from_secs_f64(g.long_rtt_ms() / 1000.0)),
@@ -350,7 +399,7 @@ impl ConcurrencyLimiter {
             estimate: st.algo.estimate(),
             inflight: self.inflight(),
             tier_limits: Tier::ALL.map(|t| tier_cap(limit, shares.of(t))),
-            admitted: load(&s.admitted),
+            admitted: self.admitted_by_tier(),
             rejected: load(&s.rejected),
             samples: st.samples,
             drops: st.drops,
@@ -365,8 +414,12 @@ impl ConcurrencyLimiter {
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut st = self.shared.state.lock();
-        f(&mut st)
+        let mut st = self.shared.lock_state();
+        let result = f(&mut st);
+        self.shared
+            .deferred
+            .mirror(&st, self.shared.cfg.aggregation);
+        result
     }
 
     /// Starts a due probe.
@@ -394,20 +447,47 @@ impl ConcurrencyLimiter {
     /// Releases one slot; `sample` is `Some((rtt, dropped))` unless the request is ignored.
     fn release(shared: &Shared, started_at: Duration, inflight: u32, outcome: Option<Outcome>) {
         shared.inflight.fetch_sub(1, Ordering::AcqRel);
-        let now = shared.clock.now();
-        let mut st = shared.state.lock();
         let dropped = match outcome {
             Some(Outcome::Success) => false,
             Some(Outcome::Overload) => true,
             Some(Outcome::Ignore) | None => {
-                st.ignored += 1;
+                shared.deferred.ignored();
                 return;
             }
         };
+        let now = shared.clock.now();
+        let released = Released {
+            started_at,
+            now,
+            inflight,
+            dropped,
+        };
+        match shared.deferred.offer(released) {
+            Deferral::Waiting => return,
+            // Folded in by `lock_state`; nothing else to do.
+            Deferral::Full => {
+                let st = shared.lock_state();
+                shared.deferred.mirror(&st, shared.cfg.aggregation);
+                return;
+            }
+            Deferral::Now => {}
+        }
+        let mut st = shared.lock_state();
+        Self::record(shared, &mut st, released);
+        shared.deferred.mirror(&st, shared.cfg.aggregation);
+    }
+
+    /// Records one completed request's sample under the lock: the probe's, the window's, or
+    /// the algorithm's.
+    fn record(shared: &Shared, st: &mut State, released: Released) {
+        let Released {
+            started_at,
+            now,
+            inflight,
+            dropped,
+        } = released;
         let rtt = now.saturating_sub(started_at);
-        st.samples += 1;
-        st.drops += u64::from(dropped);
-        st.last_rtt = Some(rtt);
+        st.count_sample(rtt, dropped);
         let cfg = &shared.cfg;
         if let Probe::Active {
             started_at: probe_start,
@@ -461,17 +541,8 @@ impl ConcurrencyLimiter {
                 min_samples,
             } => {
                 let w = &mut st.window;
-                let start = *w.start.get_or_insert(now);
-                let rtt_ms = rtt.as_secs_f64() * 1000.0;
-                w.min_ms = if w.count == 0 {
-                    rtt_ms
-                } else {
-                    w.min_ms.min(rtt_ms)
-                };
-                w.count += 1;
-                w.sum_ms += rtt_ms;
-                w.max_inflight = w.max_inflight.max(inflight);
-                w.dropped |= dropped;
+                w.add(now, rtt, inflight, dropped);
+                let start = w.start.unwrap_or(now);
                 let span =
                     Duration::from_secs_f64(2.0 * w.min_ms / 1000.0).clamp(min_window, max_window);
                 if now.saturating_sub(start) < span {
@@ -501,7 +572,9 @@ impl ConcurrencyLimiter {
 }
 
 fn tier_cap(limit: u32, share: f64) -> u32 {
-    ((f64::from(limit) * share).floor() as u32).max(1)
+    u32::try_from(crate::util::floor_u64(f64::from(limit) * share))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 struct Slot {

@@ -375,3 +375,54 @@ fn a_probe_count_beyond_the_bound_is_refused_and_a_large_one_reserves_nothing_up
     l.try_acquire(Tier::Critical).unwrap().success();
     assert!(l.stats().probing);
 }
+
+/// Releases within a window's shortest span wait in stripes; anything that reads the state
+/// (stats, a denial's retry hint) sees them, and every window closes with the same figures as
+/// when each release is folded in at once (here: a limiter read after every release).
+#[test]
+fn releases_that_wait_in_stripes_are_seen_by_every_read_and_by_the_window() {
+    let cfg = ConcurrencyConfig::builder()
+        .initial_limit(20)
+        .aggregation(SampleAggregation::Windowed {
+            min_window: ms(1_000),
+            max_window: ms(2_000),
+            min_samples: 1,
+        })
+        .build()
+        .unwrap();
+    let run = |read_each: bool| {
+        let (l, clock) = limiter(cfg.clone());
+        let mut waited = 0;
+        // Five windows, latency rising from one to the next.
+        for window in 0..5u64 {
+            for i in 0..60u64 {
+                let p = l.try_acquire(Tier::Critical).unwrap();
+                clock.advance(ms(4 + window * 30 + i % 7));
+                if i % 10 == 9 {
+                    p.ignore();
+                } else {
+                    p.success();
+                }
+                waited = waited.max(l.shared.deferred.waiting());
+                if read_each {
+                    let _ = l.stats();
+                }
+            }
+            clock.advance(ms(2_000));
+        }
+        let last = l.try_acquire(Tier::Critical).unwrap();
+        clock.advance(ms(1));
+        last.success();
+        (l.stats(), waited)
+    };
+    let (deferred, waited) = run(false);
+    let (each, _) = run(true);
+    assert!(waited > 0, "releases inside a window waited");
+    assert_eq!(deferred, each);
+    assert_eq!((deferred.samples, deferred.ignored), (271, 30));
+    assert!(
+        deferred.updates >= 4,
+        "windows closed: {}",
+        deferred.updates
+    );
+}

@@ -15,10 +15,12 @@ use crate::signal::{
 };
 use crate::util::splitmix64;
 
+mod deferral;
 mod estimate;
 mod inputs;
 mod ramp;
 
+pub(crate) use deferral::DeferralWindow;
 use estimate::estimator_for;
 pub(crate) use estimate::{Demand, STARVED_AFTER_INTERVALS};
 

@@ -10,5 +10,5 @@ mod controller;
 mod interval;
 mod ladder;
 
-pub(crate) use controller::{Controller, Demand, STARVED_AFTER_INTERVALS};
+pub(crate) use controller::{Controller, DeferralWindow, Demand, STARVED_AFTER_INTERVALS};
 pub use controller::{RampProgress, Regime};

@@ -158,7 +158,7 @@ impl Governance<'_> {
 
     /// Counters of the built-in breaker, if attached.
     pub fn breaker_stats(&self) -> Option<BreakerStats> {
-        self.throttle.inner.controller.lock().breaker_stats()
+        self.throttle.transition(|c, _, _| c.breaker_stats())
     }
 
     /// Polls `source` lazily from `check`, at most once per its TTL (the first poll happens on

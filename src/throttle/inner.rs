@@ -26,6 +26,7 @@ use crate::governance::GovernanceSource;
 use crate::strategy::{
     AnyStrategy, FixedWindow, Gcra, RateDecision, SlidingWindow, SlidingWindowLog, TokenBucket,
 };
+use crate::util::{ceil_u64, floor_u64};
 
 pub(super) struct Inner {
     pub(super) clock: std::sync::Arc<dyn Clock>,
@@ -44,12 +45,16 @@ pub(super) struct Inner {
     pub(super) awaits_time: AtomicBool,
     pub(super) disabled: AtomicBool,
     pub(super) controller: Mutex<Controller>,
+    /// Responses waiting to be folded into the controller (see `deferred`).
+    pub(super) deferred: super::deferred::DeferredSamples,
     pub(super) keys: KeyTable,
     /// The service-wide limit the keys share (unused with `KeyQuota::WholeLimit`).
     pub(super) global: GlobalCell,
     /// When a response was last recorded (clock nanoseconds), for the check that the service
     /// still answers.
     pub(super) recorded_at_nanos: AtomicU64,
+    /// The config's sample interval in nanoseconds, mirrored for that check.
+    pub(super) sample_interval_nanos: AtomicU64,
     /// Requests the service-wide limit rejected: what tells the capacity estimate that the
     /// limit binds (with `WholeLimit`, every rate-axis rejection).
     pub(super) capacity_rejected: AtomicU64,
@@ -71,6 +76,10 @@ pub(super) struct Inner {
 }
 
 pub(super) const NO_RTT: u64 = u64::MAX;
+
+pub(super) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// The largest burst of the service-wide limit, as a fraction of the limit per window.
 const SHARED_BURST_FRACTION: f64 = 0.1;
@@ -104,7 +113,9 @@ impl Inner {
             global: GlobalCell::default(),
             capacity_rejected: AtomicU64::new(0),
             recorded_at_nanos: AtomicU64::new(0),
+            sample_interval_nanos: AtomicU64::new(duration_nanos(cfg.sample_interval)),
             controller: Mutex::new(controller),
+            deferred: super::deferred::DeferredSamples::new(),
             rules: ArcSwap::from_pointee(RuleSet::new()),
             audit: AuditTrail::default(),
             counters: Counters::default(),
@@ -171,7 +182,7 @@ impl AdaptiveThrottle {
         match inner.tier_limit(tier) {
             Ok(limit) => {
                 if consume {
-                    self.check_starved(now, &inner.config.load());
+                    self.check_starved(now);
                 }
                 Ok(limit)
             }
@@ -339,21 +350,21 @@ impl AdaptiveThrottle {
     /// has been recorded for several sample intervals while requests are admitted, the service
     /// may have stopped answering. One atomic load per admission; the controller is asked only
     /// when a record is overdue.
-    fn check_starved(&self, now: Duration, cfg: &ThrottleConfig) {
+    fn check_starved(&self, now: Duration) {
         let inner = &*self.inner;
         let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
         let last = inner.recorded_at_nanos.load(Ordering::Relaxed);
-        let due = u64::try_from(
-            cfg.sample_interval
-                .saturating_mul(crate::control::STARVED_AFTER_INTERVALS)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX);
-        if last == 0 || now_nanos.saturating_sub(last) < due {
+        if last == 0 {
+            return;
+        }
+        // The sample interval is mirrored in an atomic: no config load on this path.
+        let interval = inner.sample_interval_nanos.load(Ordering::Relaxed);
+        let due = interval.saturating_mul(u64::from(crate::control::STARVED_AFTER_INTERVALS));
+        if now_nanos.saturating_sub(last) < due {
             return;
         }
         // One caller looks; the next look is due an interval later.
-        let next = last.saturating_add(u64::try_from(cfg.sample_interval.as_nanos()).unwrap_or(0));
+        let next = last.saturating_add(interval);
         if inner
             .recorded_at_nanos
             .compare_exchange(last, next, Ordering::AcqRel, Ordering::Relaxed)
@@ -463,8 +474,9 @@ impl AdaptiveThrottle {
         }
     }
 
-    /// Runs `f` on the controller, then mirrors its state into the atomics the hot path reads
-    /// and publishes the events it produced (after the lock is released).
+    /// Runs `f` on the controller (after folding in the responses waiting in the stripes), then
+    /// mirrors its state into the atomics the hot path reads and publishes the events it
+    /// produced (after the lock is released). Every read of the controller goes through here.
     pub(super) fn with_controller<R>(
         &self,
         now: Duration,
@@ -474,7 +486,9 @@ impl AdaptiveThrottle {
         let mut events = Vec::new();
         let result = {
             let mut c = inner.controller.lock();
+            inner.deferred.fold_into(&mut c, &mut events);
             let result = f(&mut c, &mut events);
+            inner.deferred.mirror(&c);
             let snap = c.snapshot(now);
             // Limits move only through transitions, and every transition emits an event: with
             // none (the common record), the mirrored limits are still current.
@@ -538,7 +552,7 @@ pub(super) fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
         _ => DEFAULT_GCRA_BURST_FRACTION,
     }
     .min(SHARED_BURST_FRACTION);
-    let burst = (f64::from(limit) * fraction).ceil() as u64;
+    let burst = ceil_u64(f64::from(limit) * fraction);
     let window_us = u64::try_from(cfg.window.as_micros()).unwrap_or(u64::MAX);
     GlobalRate::new(limit, window_us, burst, tier_shares(cfg))
 }
@@ -566,14 +580,17 @@ fn key_strategy(cfg: &ThrottleConfig, quota: u32, tier: Tier) -> AnyStrategy {
         RateStrategy::Gcra { burst_fraction } if tier != Tier::Critical => {
             let limit = u64::from(quota.max(1));
             let window_ms = as_millis_u64(cfg.window).max(1);
-            let burst = ((limit as f64 * burst_fraction * share).floor() as u64).clamp(1, limit);
+            let burst = floor_u64(limit as f64 * burst_fraction * share).clamp(1, limit);
             Gcra::new(limit, window_ms, burst)
                 .map(AnyStrategy::from)
                 .unwrap_or_else(|_| strategy_for(cfg, quota))
         }
-        _ if tier != Tier::Critical => {
-            strategy_for(cfg, ((f64::from(quota) * share).floor() as u32).max(1))
-        }
+        _ if tier != Tier::Critical => strategy_for(
+            cfg,
+            u32::try_from(floor_u64(f64::from(quota) * share))
+                .unwrap_or(u32::MAX)
+                .max(1),
+        ),
         _ => strategy_for(cfg, quota),
     }
 }
@@ -599,7 +616,7 @@ fn strategy_for(cfg: &ThrottleConfig, limit: u32) -> AnyStrategy {
         }
         RateStrategy::FixedWindow => FixedWindow::new(limit, window_ms).map(AnyStrategy::from),
         RateStrategy::Gcra { burst_fraction } => {
-            let burst = ((limit as f64 * burst_fraction).ceil() as u64).clamp(1, limit);
+            let burst = ceil_u64(limit as f64 * burst_fraction).clamp(1, limit);
             Gcra::new(limit, window_ms, burst).map(AnyStrategy::from)
         }
         RateStrategy::TokenBucket => {

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 mod builder;
 mod cost;
+mod deferred;
 mod fleet;
 mod governance;
 mod inner;
@@ -213,10 +214,15 @@ impl AdaptiveThrottle {
     /// `record_response` at a time just read from this throttle's clock.
     pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
         self.note_recorded(now);
-        self.with_controller(now, |c, events| {
-            self.hand_demand(c, now);
-            c.record(rtt, now, events)
-        });
+        match self.inner.deferred.offer(rtt, now) {
+            deferred::Deferral::Waiting => {}
+            // `with_controller` folds the stripes in first.
+            deferred::Deferral::Full => self.with_controller(now, |_, _| ()),
+            deferred::Deferral::Now => self.with_controller(now, |c, events| {
+                self.hand_demand(c, now);
+                c.record(rtt, now, events)
+            }),
+        }
     }
 
     /// Feeds a request that failed in a way that signals overload (a 5xx or an inner error): it
@@ -314,6 +320,10 @@ impl AdaptiveThrottle {
         let cfg = Arc::new(cfg.with_fixed_from(&self.inner.config.load()));
         let old = self.transition(|c, now, events| {
             self.inner.config.store(cfg.clone());
+            self.inner.sample_interval_nanos.store(
+                inner::duration_nanos(cfg.sample_interval),
+                Ordering::Relaxed,
+            );
             events.push(ThrottleEvent::ConfigSwapped { at: now });
             c.swap_config(cfg, now, events)
         });

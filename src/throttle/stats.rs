@@ -91,7 +91,7 @@ impl AdaptiveThrottle {
     /// Per-request counters: requests by tier and result, rejections by reason, the latency
     /// histogram, limit changes by direction and trigger.
     pub fn counters(&self) -> CounterSnapshot {
-        let rtt = self.inner.controller.lock().rtt_histogram();
+        let rtt = self.transition(|c, _, _| c.rtt_histogram());
         self.inner.counters.snapshot(rtt)
     }
 
