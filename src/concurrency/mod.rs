@@ -313,9 +313,19 @@ impl ConcurrencyLimiter {
     /// # Errors
     ///
     /// The denial, when the work in flight has reached the tier's limit.
+    #[cfg(test)]
     pub(crate) fn try_acquire(&self, tier: Tier) -> Result<ConcurrencyPermit, Decision> {
+        self.try_acquire_at(tier, self.shared.clock.now())
+    }
+
+    /// [`try_acquire`](Self::try_acquire) at `now`, just read from the limiter's clock (the
+    /// throttle's, which reads it once per request).
+    pub(crate) fn try_acquire_at(
+        &self,
+        tier: Tier,
+        now: Duration,
+    ) -> Result<ConcurrencyPermit, Decision> {
         let s = &*self.shared;
-        let now = s.clock.now();
         if nanos(now) >= s.probe_due.load(Ordering::Acquire) {
             self.with_state(|st| self.advance_probe(st, now));
         }
@@ -445,7 +455,13 @@ impl ConcurrencyLimiter {
     }
 
     /// Releases one slot; `sample` is `Some((rtt, dropped))` unless the request is ignored.
-    fn release(shared: &Shared, started_at: Duration, inflight: u32, outcome: Option<Outcome>) {
+    fn release(
+        shared: &Shared,
+        started_at: Duration,
+        inflight: u32,
+        outcome: Option<Outcome>,
+        now: Option<Duration>,
+    ) {
         shared.inflight.fetch_sub(1, Ordering::AcqRel);
         let dropped = match outcome {
             Some(Outcome::Success) => false,
@@ -455,7 +471,7 @@ impl ConcurrencyLimiter {
                 return;
             }
         };
-        let now = shared.clock.now();
+        let now = now.unwrap_or_else(|| shared.clock.now());
         let released = Released {
             started_at,
             now,
@@ -650,6 +666,20 @@ impl ConcurrencyPermit {
     pub fn ignore(mut self) {
         self.set_outcome(Outcome::Ignore);
     }
+
+    /// Releases with `outcome` at `now`, just read from the throttle's clock (which the
+    /// limiter shares): one clock read per response instead of two.
+    pub(crate) fn complete_at(mut self, outcome: Outcome, now: Duration) {
+        if let Some(slot) = self.slot.take() {
+            ConcurrencyLimiter::release(
+                &slot.limiter,
+                slot.started_at,
+                slot.inflight_at_start,
+                Some(outcome),
+                Some(now),
+            );
+        }
+    }
 }
 
 impl Drop for ConcurrencyPermit {
@@ -660,6 +690,7 @@ impl Drop for ConcurrencyPermit {
                 slot.started_at,
                 slot.inflight_at_start,
                 slot.outcome,
+                None,
             );
         }
     }

@@ -120,8 +120,8 @@ pub(crate) fn record(
         Outcome::Overload => throttle.record_overload_at(elapsed, now),
         Outcome::Ignore => {}
     }
-    if let Some(mut permit) = permit {
-        permit.set_outcome(outcome);
+    if let Some(permit) = permit {
+        permit.complete_at(outcome, now);
     }
 }
 

@@ -157,7 +157,7 @@ impl AdaptiveThrottle {
                 reservation: CostReservation::none(),
             });
         };
-        let permit = self.acquire_slot(tier)?;
+        let permit = self.acquire_slot(tier, now)?;
         let digest = ask.digest;
         if let Some(denied) = self.cost_precheck(&ask, tier, now, Some(digest)) {
             drop(permit);

@@ -586,7 +586,7 @@ impl AdaptiveThrottle {
         let Some(fleet) = self.fleet() else {
             return Admission::Ready(self.acquire_cost_at(key, tier, now, cost));
         };
-        let permit = match self.acquire_slot(tier) {
+        let permit = match self.acquire_slot(tier, now) {
             Ok(permit) => permit,
             Err(denied) => return Admission::Ready(Err(denied)),
         };

@@ -186,15 +186,19 @@ impl AdaptiveThrottle {
         tier: Tier,
         now: std::time::Duration,
     ) -> Result<ConcurrencyPermit, Decision> {
-        let permit = self.acquire_slot(tier)?;
+        let permit = self.acquire_slot(tier, now)?;
         fleet::join_permit(permit, self.check_at(key, tier, now))
     }
 
-    /// The concurrency axis's slot for one request of `tier` (`None` without the axis, or
-    /// while disabled), or its denial.
-    fn acquire_slot(&self, tier: Tier) -> Result<Option<ConcurrencyPermit>, Decision> {
+    /// The concurrency axis's slot for one request of `tier` at `now` (`None` without the
+    /// axis, or while disabled), or its denial.
+    fn acquire_slot(
+        &self,
+        tier: Tier,
+        now: Duration,
+    ) -> Result<Option<ConcurrencyPermit>, Decision> {
         match self.inner.concurrency.as_ref() {
-            Some(limiter) if !self.is_disabled() => match limiter.try_acquire(tier) {
+            Some(limiter) if !self.is_disabled() => match limiter.try_acquire_at(tier, now) {
                 Ok(permit) => Ok(Some(permit)),
                 Err(denied) => {
                     self.note_rejection(tier, RejectReason::ConcurrencyLimitExceeded);
