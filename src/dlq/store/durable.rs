@@ -424,6 +424,9 @@ impl DeadLetterQueue {
             };
             claimed.push((letter, request, wire.attempts));
         }
+        if claimed.is_empty() {
+            return Vec::new();
+        }
         let keepalive = Keepalive::start(
             store.clone(),
             durable.name.clone(),
