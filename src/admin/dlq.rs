@@ -110,6 +110,24 @@ fn stats(q: &DeadLetterQueue) -> Value {
     })
 }
 
+/// A durable queue's sizes and counters as its store reports them (every instance's), `null`
+/// for an in-memory queue.
+async fn durable(q: &DeadLetterQueue) -> Value {
+    let Some(durable) = q.durable() else {
+        return Value::Null;
+    };
+    match durable.counts().await {
+        Ok(c) => json!({
+            "queue": durable.name(),
+            "len": c.len,
+            "in_flight": c.in_flight,
+            "overflow": c.overflow,
+            "failed": c.failed,
+        }),
+        Err(e) => json!({"queue": durable.name(), "error": e.to_string()}),
+    }
+}
+
 pub(super) async fn list(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(refused) = authorise(&s, &headers) {
         return refused.into_response();
@@ -119,6 +137,7 @@ pub(super) async fn list(State(s): State<Shared>, headers: HeaderMap) -> Respons
     };
     Json(json!({
         "stats": stats(&d.queue),
+        "durable": durable(&d.queue).await,
         "pending": d.queue.list().iter().map(entry).collect::<Vec<_>>(),
         "permanently_failed": d.queue.failed().iter().map(entry).collect::<Vec<_>>(),
     }))
@@ -154,6 +173,7 @@ pub(super) async fn replay(State(s): State<Shared>, headers: HeaderMap) -> Respo
         "replayed": r.replayed,
         "failed": r.failed,
         "exhausted": r.exhausted,
+        "taken_over": r.taken_over,
         "remaining": r.remaining,
         "stop": format!("{:?}", r.stop),
     }))

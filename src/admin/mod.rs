@@ -59,7 +59,7 @@
 //! | `POST /{name}/load-shedding` | `{"traffic_percent": 40}` or `{"traffic_percent": null}` |
 //! | `POST /{name}/break-glass`, `/enable`, `/disable`, `/reset`, `/rollback` | — |
 //! | `PUT /{name}/config` | a `ThrottleConfig` as JSON (validated; unknown fields rejected) |
-//! | `GET /dlq` (feature `dlq`) | — (pending and permanently failed entries, counters) |
+//! | `GET /dlq` (feature `dlq`) | — (pending and permanently failed entries, counters; a durable queue's store counts) |
 //! | `POST /dlq/replay`, `/dlq/purge`, `/dlq/purge-failed` | — |
 //!
 //! In fleet mode (a throttle built with a store) the kill switch, emergency, error budget, load

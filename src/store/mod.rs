@@ -475,6 +475,20 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         no_dead_letters()
     }
 
+    /// Keeps `consumer`'s claims alive: of the entries `ids` of `queue`, those `consumer` still
+    /// holds (claimed and not acknowledged) have their idle time reset, so no other replayer
+    /// claims them while a slow replay is in flight. Returns the ids still held; an entry
+    /// another consumer has taken over is left with it and not returned.
+    fn dlq_touch<'a>(
+        &'a self,
+        queue: &'a str,
+        consumer: &'a str,
+        ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>> {
+        let _ = (queue, consumer, ids);
+        unsupported("keep dead-letter claims alive")
+    }
+
     /// Acknowledges entry `id` of `queue` and removes it.
     fn dlq_ack<'a>(&'a self, queue: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
         let _ = (queue, id);

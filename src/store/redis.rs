@@ -554,6 +554,15 @@ impl Store for RedisStore {
         Box::pin(self.claim_letters(q, consumer, count, min_idle))
     }
 
+    fn dlq_touch<'a>(
+        &'a self,
+        q: &'a str,
+        c: &'a str,
+        ids: &'a [String],
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.touch_letters(q, c, ids))
+    }
+
     fn dlq_ack<'a>(&'a self, q: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(self.ack_letter(q, id))
     }

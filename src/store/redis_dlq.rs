@@ -7,7 +7,9 @@ use std::time::Duration;
 use redis::{Script, Value};
 
 use super::{int, text, unavailable, RedisStore};
-use crate::store::redis_scripts::{DLQ_ACK, DLQ_APPEND, DLQ_CLAIM, DLQ_COUNTS, DLQ_RETRY};
+use crate::store::redis_scripts::{
+    DLQ_ACK, DLQ_APPEND, DLQ_CLAIM, DLQ_COUNTS, DLQ_RETRY, DLQ_TOUCH,
+};
 use crate::store::{dlq_keys, DlqAppended, DlqCounts, StoreError, StoredLetter};
 
 /// The consumer group every replayer joins.
@@ -17,6 +19,7 @@ const GROUP: &str = "replay";
 pub(super) struct DlqScripts {
     append: Script,
     claim: Script,
+    touch: Script,
     ack: Script,
     retry: Script,
     counts: Script,
@@ -27,6 +30,7 @@ impl DlqScripts {
         Self {
             append: Script::new(DLQ_APPEND),
             claim: Script::new(DLQ_CLAIM),
+            touch: Script::new(DLQ_TOUCH),
             ack: Script::new(DLQ_ACK),
             retry: Script::new(DLQ_RETRY),
             counts: Script::new(DLQ_COUNTS),
@@ -117,6 +121,28 @@ impl RedisStore {
             .arg(millis(min_idle));
         let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
         letters(reply, "dlq_claim")
+    }
+
+    pub(super) async fn touch_letters(
+        &self,
+        queue: &str,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let [stream, _, _] = self.dlq_keys(queue);
+        let mut call = self.scripts.dlq.touch.key(stream);
+        call.arg(GROUP).arg(consumer);
+        for id in ids {
+            call.arg(id);
+        }
+        let reply: Value = self.connection.invoke(&call).await.map_err(unavailable)?;
+        match reply {
+            Value::Array(held) => held.iter().map(|id| text(id, "dlq_touch")).collect(),
+            _ => Err(StoreError::Protocol("dlq_touch: not a list of ids".into())),
+        }
     }
 
     pub(super) async fn ack_letter(&self, queue: &str, id: &str) -> Result<(), StoreError> {

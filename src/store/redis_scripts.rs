@@ -248,6 +248,22 @@ if ok and type(summary) == 'table' then pending = tonumber(summary[1]) or 0 end
 return {redis.call('XLEN', KEYS[1]), pending, tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('XLEN', KEYS[3])}
 ";
 
+/// Durable dead-letter queue, keep-alive of a replayer's claims: for each id the consumer still
+/// holds (`XPENDING` filtered by consumer), `XCLAIM … 0 JUSTID` by the same consumer resets
+/// its idle time; an id another consumer took over is left alone. KEYS: stream; ARGV: group,
+/// consumer, id… Returns the ids still held.
+pub(super) const DLQ_TOUCH: &str = r"
+local held = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if p[1] then
+    local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    if claimed[1] then held[#held + 1] = ARGV[i] end
+  end
+end
+return held
+";
+
 /// Durable dead-letter queue, acknowledgement after a replay: `XACK` and `XDEL`. KEYS: stream;
 /// ARGV: group, id.
 pub(super) const DLQ_ACK: &str = r"

@@ -1,10 +1,12 @@
 //! The durable dead-letter queue on a real Redis (Redis Streams with a consumer group): what
-//! capture stores (and never stores), claims taken over from a dead replayer, the idempotency
-//! key that keeps a replayed entry from being replayed again, and the length bound.
+//! capture stores (and never stores), claims taken over from a dead replayer, claims kept alive
+//! while a slow replay runs, the idempotency key that keeps a replayed entry from being
+//! replayed again, automatic replay, and the length bound.
 //!
-//! Every wait is bounded; the only sleeps wait out the claim idle time.
+//! Every wait is bounded; the only sleeps wait out (multiples of) the claim idle time.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,8 +15,8 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, PROXY_AUTHORIZATION};
 use http::{HeaderName, Request, Response, StatusCode};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_adaptive_throttle::dlq::{
-    CaptureOptions, DeadLetterLayer, DeadLetterQueue, DurableQueue, RejectedBody, Replayer,
-    ThrottleRejected,
+    CaptureOptions, DeadLetterLayer, DeadLetterQueue, DurableQueue, RejectedBody, ReplayConfig,
+    Replayer, ThrottleRejected,
 };
 use tower_adaptive_throttle::store::{RedisStore, Store};
 use tower_adaptive_throttle::{AdaptiveThrottle, RejectReason, ThrottleConfig, Tier};
@@ -288,4 +290,195 @@ async fn failed_replays_requeue_then_move_to_the_bounded_failed_list() {
     assert_eq!((counts.len, counts.in_flight, counts.failed), (0, 0, 1));
     let failed = queue.stored(true, 10).await.unwrap();
     assert!(failed[0].payload.contains("\"attempts\":2"), "{failed:?}");
+}
+
+/// Waits (at most 5 s) until `seen` holds `n` paths.
+async fn wait_seen(seen: &Arc<Mutex<Vec<String>>>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "replayed {:?}, not {n} entries",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The gap the fix closes: a replay taking 3 × `claim_idle` (and the entries waiting behind it
+/// in its batch) stays with its replayer, which renews its claims; a second replayer polling
+/// all the while claims nothing, and each entry is replayed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_slower_than_the_claim_idle_time_is_not_claimed_by_a_second_replayer() {
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let (_, queue) = durable(&redis).await;
+    capture_paths(&dlq(queue.clone()), 3).await;
+    wait_len(&queue, 3).await;
+
+    // Replayer A: its first replay takes 3 × claim_idle; the other two wait behind it.
+    let seen_a = Arc::new(Mutex::new(Vec::new()));
+    let slow = {
+        let seen = seen_a.clone();
+        service_fn(move |request: Request<Body>| {
+            let seen = seen.clone();
+            async move {
+                let first = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(request.uri().path().to_owned());
+                    seen.len() == 1
+                };
+                if first {
+                    tokio::time::sleep(IDLE * 3).await;
+                }
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }
+        })
+    };
+    let (_, queue_a) = durable(&redis).await;
+    let a = Replayer::new(
+        dlq(queue_a),
+        AdaptiveThrottle::new(ThrottleConfig::default()),
+        slow,
+    );
+    let run_a = tokio::spawn(a.replay_once());
+    wait_seen(&seen_a, 1).await;
+
+    // Replayer B polls (every claim_idle / 3) until A's run ends.
+    let (_, queue_b) = durable(&redis).await;
+    let seen_b = Arc::new(Mutex::new(Vec::new()));
+    let b = replayer(dlq(queue_b), &seen_b, StatusCode::OK);
+    let mut b_runs = 0;
+    let deadline = Instant::now() + IDLE * 10;
+    while !run_a.is_finished() {
+        assert!(Instant::now() < deadline, "A's run did not end");
+        let report = b.replay_once().await;
+        assert_eq!(
+            report.replayed,
+            0,
+            "B replayed {:?}",
+            seen_b.lock().unwrap()
+        );
+        b_runs += 1;
+        tokio::time::sleep(IDLE / 3).await;
+    }
+    let report_a = run_a.await.unwrap();
+    assert!(b_runs >= 6, "B tried while A's replay ran ({b_runs} runs)");
+    assert_eq!((report_a.replayed, report_a.taken_over), (3, 0));
+    assert!(seen_b.lock().unwrap().is_empty());
+    let mut paths = seen_a.lock().unwrap().clone();
+    paths.sort();
+    assert_eq!(paths, ["/items/0", "/items/1", "/items/2"]);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.len, counts.in_flight), (0, 0));
+}
+
+/// The keep-alive's store operation: it renews only the consumer's own claims, and never takes
+/// back an entry another consumer claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_renews_only_the_consumers_own_claims() {
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let (store, queue) = durable(&redis).await;
+    capture_paths(&dlq(queue.clone()), 2).await;
+    wait_len(&queue, 2).await;
+    let claimed = store.dlq_claim(QUEUE, "a", 10, IDLE).await.unwrap();
+    let ids: Vec<String> = claimed.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(ids.len(), 2);
+
+    tokio::time::sleep(IDLE + Duration::from_millis(100)).await;
+    // Only the first is renewed: the second is idle long enough for another consumer.
+    let renewed = store.dlq_touch(QUEUE, "a", &ids[..1]).await.unwrap();
+    assert_eq!(renewed, ids[..1]);
+    let taken = store.dlq_claim(QUEUE, "b", 10, IDLE).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
+        ids[1..]
+    );
+    // A asks for both: it still holds the first; the second stays with B.
+    assert_eq!(store.dlq_touch(QUEUE, "a", &ids).await.unwrap(), ids[..1]);
+    assert_eq!(store.dlq_touch(QUEUE, "b", &ids).await.unwrap(), ids[1..]);
+    assert!(store.dlq_touch(QUEUE, "c", &ids).await.unwrap().is_empty());
+    assert_eq!(queue.counts().await.unwrap().in_flight, 2);
+}
+
+/// Just before each replay the replayer checks the entry is still its own: one taken over in
+/// the middle of its batch is left to the replayer that took it (counted, not replayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_taken_over_mid_batch_is_left_to_the_replayer_that_took_it() {
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let (store, queue) = durable(&redis).await;
+    capture_paths(&dlq(queue.clone()), 2).await;
+    wait_len(&queue, 2).await;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let stolen = Arc::new(AtomicBool::new(false));
+    // While the first entry is replayed, a "thief" claims everything pending (min idle 0).
+    let app = {
+        let (seen, stolen, store) = (seen.clone(), stolen.clone(), store.clone());
+        service_fn(move |request: Request<Body>| {
+            let (seen, stolen, store) = (seen.clone(), stolen.clone(), store.clone());
+            async move {
+                seen.lock().unwrap().push(request.uri().path().to_owned());
+                if !stolen.swap(true, Ordering::SeqCst) {
+                    let taken = store
+                        .dlq_claim(QUEUE, "thief", 10, Duration::ZERO)
+                        .await
+                        .unwrap();
+                    assert_eq!(taken.len(), 2, "the thief took both");
+                }
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }
+        })
+    };
+    let (_, queue_a) = durable(&redis).await;
+    let a = Replayer::new(
+        dlq(queue_a),
+        AdaptiveThrottle::new(ThrottleConfig::default()),
+        app,
+    );
+    let report = a.replay_once().await;
+    assert_eq!((report.replayed, report.taken_over), (1, 1));
+    // (Captures append in the background, so either may be first in the stream.)
+    assert_eq!(seen.lock().unwrap().len(), 1, "only the first was replayed");
+    // The second entry is the thief's, still claimed.
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.len, counts.in_flight), (1, 1));
+}
+
+/// Automatic replay looks at the durable queue's length (not this instance's in-memory queue,
+/// which a durable queue leaves empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_replay_drains_a_durable_queue() {
+    let Some(redis) = RedisServer::spawn() else {
+        return;
+    };
+    let (_, queue) = durable(&redis).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = ReplayConfig::builder()
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let recording = {
+        let seen = seen.clone();
+        service_fn(move |request: Request<Body>| {
+            seen.lock().unwrap().push(request.uri().path().to_owned());
+            std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+        })
+    };
+    let throttle = AdaptiveThrottle::new(ThrottleConfig::default());
+    let auto = Replayer::new(dlq(queue.clone()), throttle, recording)
+        .with_config(config)
+        .spawn_auto_replay();
+    capture_paths(&dlq(queue.clone()), 3).await;
+    wait_seen(&seen, 3).await;
+    let mut paths = seen.lock().unwrap().clone();
+    paths.sort();
+    assert_eq!(paths, ["/items/0", "/items/1", "/items/2"]);
+    wait_len(&queue, 0).await;
+    drop(auto);
 }

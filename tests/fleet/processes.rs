@@ -24,9 +24,14 @@ impl Drop for Node {
 /// a plain `cargo test` builds every example first. (Building it from here would wait forever
 /// on the build directory's lock, which the running `cargo test` holds.)
 pub(crate) fn example_binary() -> Option<PathBuf> {
+    example_binary_named("fleet")
+}
+
+/// [`example_binary`] for the example `name`.
+pub(crate) fn example_binary_named(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let bin = profile_dir.join("examples").join("fleet");
+    let bin = profile_dir.join("examples").join(name);
     if bin.exists() {
         return Some(bin);
     }

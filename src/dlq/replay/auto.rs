@@ -40,12 +40,14 @@ where
                     Some(Err(RecvError::Lagged(_))) => true,
                     Some(Err(RecvError::Closed)) => break,
                 };
+                // Health first: it costs nothing, while a durable queue's length is a round
+                // trip to its store.
                 if start
-                    && replayer.dlq.pending_len() > 0
                     && replayer
                         .health()
                         .blocker(replayer.config.min_recovery())
                         .is_none()
+                    && replayer.dlq.waiting().await > 0
                 {
                     replayer.replay_once().await;
                 }

@@ -28,6 +28,10 @@ pub struct ReplayReport {
     pub failed: u64,
     /// Entries whose last attempt failed in this run (moved to the permanently-failed list).
     pub exhausted: u64,
+    /// Durable entries not replayed because another replayer had taken them over by the time
+    /// their turn came (this one went `claim_idle` without renewing its claim): theirs to
+    /// replay.
+    pub taken_over: u64,
     /// Entries still waiting at the end.
     pub remaining: usize,
     /// Why the run ended.
@@ -70,6 +74,7 @@ where
         replayed: 0,
         failed: 0,
         exhausted: 0,
+        taken_over: 0,
         remaining: 0,
         stop: StopReason::Drained,
     };
@@ -109,6 +114,10 @@ where
                 report.stop = stop;
                 release(std::iter::once(lease).chain(leases));
                 break 'run;
+            }
+            if !lease.still_held().await {
+                report.taken_over += 1;
+                continue;
             }
             let mut request: Request<B> = lease.request().to_request();
             request

@@ -4,10 +4,12 @@
 //!
 //! Capture appends the entry already stripped of credentials (the capture layer redacts before
 //! the queue sees it), serialised as JSON, bounded by `max_len` (the oldest entries are
-//! trimmed and counted as overflow). Replay claims entries through the group; an entry whose
-//! replayer died is claimed again after `claim_idle`. Before a replay the entry's idempotency
-//! key is checked: an entry already replayed is acknowledged and skipped. After a success the
-//! key is set, then the entry is acknowledged.
+//! trimmed and counted as overflow). Replay claims entries through the group; while the
+//! replayer works through a claimed batch its claims are renewed (`keepalive`), so only an
+//! entry whose replayer died (or stalled for `claim_idle`) is claimed again, after
+//! `claim_idle`. Before a replay the entry's idempotency key is checked: an entry already
+//! replayed is acknowledged and skipped; and just before it is sent, the replayer checks that
+//! the entry is still its own. After a success the key is set, then the entry is acknowledged.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,14 +17,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::keepalive::{Held, Keepalive};
 use super::lease::{Delivery, Lease, Settled};
 use super::queue::DeadLetterQueue;
 use super::types::{CapturedRequest, DlqEvent, EntryId};
 use crate::decision::{RejectReason, Tier};
 use crate::store::{DlqCounts, Store, StoreError, StoredLetter};
 
-/// How long an entry claimed by a replayer may stay unacknowledged before another replayer
-/// claims it (its replayer is presumed dead). Longer than the slowest replay.
+/// How long an entry claimed by a replayer may go without a sign of life before another
+/// replayer claims it (its replayer is presumed dead). A live replayer renews its claims three
+/// times per `claim_idle` for as long as a replay runs, so this bounds how long a dead
+/// replayer's entries wait, not how long a replay may take.
 pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
 /// How long the "replayed" mark of an entry is kept.
 pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(86_400);
@@ -125,7 +130,11 @@ impl DurableQueue {
         self
     }
 
-    /// How long a claimed entry may stay unacknowledged before another replayer claims it.
+    /// How long a claimed entry may go without its replayer renewing the claim before another
+    /// replayer claims it. A live replayer renews its claims every third of this while it
+    /// works through them, so a slow replay is not taken over; a replay that hangs holds its
+    /// entry as long as its process lives, so give the replay service a timeout. Every
+    /// instance sharing the queue should use the same value.
     #[must_use]
     pub fn claim_idle(mut self, idle: Duration) -> Self {
         self.claim_idle = idle;
@@ -189,8 +198,9 @@ impl DurableQueue {
     }
 }
 
-/// One entry claimed from the durable queue. Dropped without [`Claim::complete`], it stays
-/// claimed until another replayer takes it over after `claim_idle`.
+/// One entry claimed from the durable queue, its claim renewed until it is settled. Dropped
+/// without [`Claim::complete`], it is no longer renewed and another replayer (or this one)
+/// claims it after `claim_idle`.
 #[derive(Debug)]
 pub(crate) struct DurableLease {
     queue: DeadLetterQueue,
@@ -198,6 +208,7 @@ pub(crate) struct DurableLease {
     letter: StoredLetter,
     request: CapturedRequest,
     attempts: u32,
+    _held: Held,
 }
 
 /// An entry handed out for replay, by either backend.
@@ -215,6 +226,27 @@ impl Claim {
         }
     }
 
+    /// Whether this replayer still holds the entry, asked just before it is replayed (and its
+    /// claim renewed on the way). False only when the store says another replayer has taken
+    /// it over (this one stalled for `claim_idle`): it is theirs to replay. A store that does
+    /// not answer, or cannot tell, leaves the entry to this replayer (delivery is
+    /// at-least-once).
+    pub(crate) async fn still_held(&self) -> bool {
+        let Self::Durable(lease) = self else {
+            return true;
+        };
+        let durable = &lease.durable;
+        let id = std::slice::from_ref(&lease.letter.id);
+        match durable
+            .store
+            .dlq_touch(&durable.name, &durable.consumer, id)
+            .await
+        {
+            Ok(held) => held.contains(&lease.letter.id),
+            Err(_) => true,
+        }
+    }
+
     /// Settles the attempt (see [`Lease::complete`]). On the durable backend a success marks
     /// the entry replayed, then acknowledges it; a failure re-appends it with its attempt
     /// counted (or moves it to the failed list). A store error leaves the entry claimed, to be
@@ -224,11 +256,13 @@ impl Claim {
             Self::Memory(lease) => return lease.complete(delivery),
             Self::Durable(lease) => lease,
         };
+        // `_held` lives to the end: the claim is renewed until it is settled.
         let DurableLease {
             queue,
             durable,
             letter,
             attempts,
+            _held,
             ..
         } = lease;
         let store = &durable.store;
@@ -369,7 +403,7 @@ impl DeadLetterQueue {
         else {
             return Vec::new();
         };
-        let mut claims = Vec::with_capacity(letters.len());
+        let mut claimed = Vec::with_capacity(letters.len());
         for letter in letters {
             // The idempotency check: replayed already (its acknowledgement was lost).
             match store.dlq_is_done(name, &letter.id).await {
@@ -388,15 +422,34 @@ impl DeadLetterQueue {
                     .await;
                 continue;
             };
-            claims.push(Claim::Durable(DurableLease {
-                queue: self.clone(),
-                durable: durable.clone(),
-                letter,
-                request,
-                attempts: wire.attempts,
-            }));
+            claimed.push((letter, request, wire.attempts));
         }
-        claims
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        let keepalive = Keepalive::start(
+            store.clone(),
+            durable.name.clone(),
+            durable.consumer.clone(),
+            claimed
+                .iter()
+                .map(|(letter, ..)| letter.id.clone())
+                .collect(),
+            durable.claim_idle,
+        );
+        claimed
+            .into_iter()
+            .map(|(letter, request, attempts)| {
+                Claim::Durable(DurableLease {
+                    queue: self.clone(),
+                    durable: durable.clone(),
+                    _held: Held::new(keepalive.clone(), letter.id.clone()),
+                    letter,
+                    request,
+                    attempts,
+                })
+            })
+            .collect()
     }
 
     /// Entries waiting, as far as the run is concerned: the in-memory queue's pending ones, or

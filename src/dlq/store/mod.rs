@@ -6,10 +6,12 @@
 //! - `queue`: [`DeadLetterQueue`] — storing, listing, purging, events and audit trail;
 //! - `lease`: hand-out for replay and how each attempt is settled;
 //! - `durable`: [`DurableQueue`], the backend in a shared store (Redis Streams), and the
-//!   [`Claim`]s a replay settles on either backend.
+//!   [`Claim`]s a replay settles on either backend;
+//! - `keepalive`: renews a replayer's durable claims while it works through them.
 
 mod builder;
 mod durable;
+mod keepalive;
 mod lease;
 mod queue;
 mod types;
