@@ -20,7 +20,7 @@ MODES=(bare adaptive governor)
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 cargo build --release --quiet --example bench_server --features axum
-BIN=target/release/examples/bench_server
+BIN=${CARGO_TARGET_DIR:-target}/release/examples/bench_server
 
 pin_server=() pin_wrk=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then

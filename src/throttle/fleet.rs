@@ -441,7 +441,7 @@ impl AdaptiveThrottle {
     /// This instance's share of the service-wide limit, when keys share one: `take` consumes
     /// a unit, otherwise it only looks. `Err` carries the retry in ms.
     fn global_share(&self, limit: u32, tier: Tier, now: Duration, take: bool) -> Result<(), u64> {
-        let cfg = self.inner.config.load();
+        let cfg = self.inner.hot.load();
         if !cfg.key_quota.is_shared() {
             return Ok(());
         }

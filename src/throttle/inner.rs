@@ -9,15 +9,14 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
+use super::hot::HotConfig;
 use super::rules::RuleSet;
 use super::AdaptiveThrottle;
 use crate::admission::{GlobalCell, GlobalRate, KeyTable, Shared};
 use crate::audit::AuditTrail;
 use crate::clock::{as_millis_u64, Clock};
 use crate::concurrency::ConcurrencyLimiter;
-use crate::config::{
-    KeyQuota, RateStrategy, ThrottleConfig, TierShares, DEFAULT_GCRA_BURST_FRACTION,
-};
+use crate::config::{KeyQuota, RateStrategy, ThrottleConfig, DEFAULT_GCRA_BURST_FRACTION};
 use crate::control::{Controller, Demand, Regime};
 use crate::counters::{tier_index, Counters};
 use crate::decision::{Axis, Decision, RejectReason, Tier};
@@ -31,6 +30,8 @@ use crate::util::{ceil_u64, floor_u64};
 pub(super) struct Inner {
     pub(super) clock: std::sync::Arc<dyn Clock>,
     pub(super) config: ArcSwap<ThrottleConfig>,
+    /// What admission reads of `config` per request, readable without a write (see `hot`).
+    pub(super) hot: super::hot::HotCell,
     /// Mirror of the controller's limit so `check` never takes the controller lock.
     pub(super) limit: AtomicU32,
     /// Per-tier limit (low 32 bits) and block reason code (high bits), mirrored likewise.
@@ -119,6 +120,7 @@ impl Inner {
             rules: ArcSwap::from_pointee(RuleSet::new()),
             audit: AuditTrail::default(),
             counters: Counters::default(),
+            hot: super::hot::HotCell::new(&cfg),
             config: ArcSwap::new(cfg),
             events,
             shadow_rejected: AtomicU64::new(0),
@@ -206,7 +208,7 @@ impl AdaptiveThrottle {
         limit: u32,
     ) -> Decision {
         let inner = &*self.inner;
-        let cfg = inner.config.load();
+        let cfg = inner.hot.load();
         let now_ms = as_millis_u64(now);
         let (rd, limit) = if cfg.key_quota.is_shared() {
             self.check_shared(digest, tier, consume, &cfg, limit, now)
@@ -251,7 +253,7 @@ impl AdaptiveThrottle {
         digest: u64,
         tier: Tier,
         consume: bool,
-        cfg: &ThrottleConfig,
+        cfg: &HotConfig,
         limit: u32,
         now: Duration,
     ) -> (RateDecision, u32) {
@@ -544,7 +546,7 @@ impl AdaptiveThrottle {
 
 /// The service-wide cell's parameters for `limit` per window: the configured GCRA burst (half
 /// the limit for other strategies), lower tiers held to their share of it.
-pub(super) fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
+pub(super) fn global_rate(cfg: &HotConfig, limit: u32) -> GlobalRate {
     // The service sees the sum of every key's bursts: a tenth of a window at most, so a burst
     // the service admits at once queues for no longer than that.
     let fraction = match cfg.rate_strategy {
@@ -554,28 +556,15 @@ pub(super) fn global_rate(cfg: &ThrottleConfig, limit: u32) -> GlobalRate {
     .min(SHARED_BURST_FRACTION);
     let burst = ceil_u64(f64::from(limit) * fraction);
     let window_us = u64::try_from(cfg.window.as_micros()).unwrap_or(u64::MAX);
-    GlobalRate::new(limit, window_us, burst, tier_shares(cfg))
-}
-
-/// The share of a limit each tier may fill (critical, standard, non-essential): the concurrency
-/// section's tier shares, or their defaults.
-fn tier_shares(cfg: &ThrottleConfig) -> [f64; 3] {
-    let shares = cfg
-        .concurrency()
-        .map_or_else(TierShares::default, |c| c.tier_shares());
-    [
-        1.0,
-        shares.of(Tier::Standard),
-        shares.of(Tier::NonEssential),
-    ]
+    GlobalRate::new(limit, window_us, burst, cfg.shares)
 }
 
 /// A key's strategy for a request of `tier` when keys share one limit. Within a key, tiers hold
 /// the same reserve as in the service-wide cell: with GCRA, standard and non-essential work may
 /// fill only their share of the key's burst, so its critical work still finds room when the key
 /// is at its quota; with a windowed strategy they may fill only their share of the quota.
-fn key_strategy(cfg: &ThrottleConfig, quota: u32, tier: Tier) -> AnyStrategy {
-    let share = tier_shares(cfg)[tier_slot(tier)];
+fn key_strategy(cfg: &HotConfig, quota: u32, tier: Tier) -> AnyStrategy {
+    let share = cfg.shares[tier_slot(tier)];
     match cfg.rate_strategy {
         RateStrategy::Gcra { burst_fraction } if tier != Tier::Critical => {
             let limit = u64::from(quota.max(1));
@@ -604,7 +593,7 @@ fn tier_slot(tier: Tier) -> usize {
 }
 
 /// The rate-axis strategy of `cfg` with the adaptive `limit` as its limit.
-fn strategy_for(cfg: &ThrottleConfig, limit: u32) -> AnyStrategy {
+fn strategy_for(cfg: &HotConfig, limit: u32) -> AnyStrategy {
     let limit = u64::from(limit.max(1));
     let window_ms = as_millis_u64(cfg.window).max(1);
     let built = match cfg.rate_strategy {

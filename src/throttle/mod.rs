@@ -20,6 +20,7 @@ mod cost;
 mod deferred;
 mod fleet;
 mod governance;
+mod hot;
 mod inner;
 pub mod rules;
 mod stats;
@@ -324,6 +325,7 @@ impl AdaptiveThrottle {
         let cfg = Arc::new(cfg.with_fixed_from(&self.inner.config.load()));
         let old = self.transition(|c, now, events| {
             self.inner.config.store(cfg.clone());
+            self.inner.hot.store(&cfg);
             self.inner.sample_interval_nanos.store(
                 inner::duration_nanos(cfg.sample_interval),
                 Ordering::Relaxed,
