@@ -12,10 +12,8 @@ use super::{nanos, Probe, State};
 use parking_lot::Mutex;
 
 use crate::config::SampleAggregation;
+pub(super) use crate::util::stripes::Deferral;
 use crate::util::stripes::Stripes;
-
-/// Releases a stripe holds before the thread that fills it folds every stripe in.
-const FOLD_AT: usize = 32;
 
 /// One completed request's sample.
 #[derive(Debug, Clone, Copy)]
@@ -32,16 +30,6 @@ pub(super) struct Pending {
     samples: Vec<Released>,
     /// Permits released without a sample (ignored or cancelled): only counted.
     ignored: u64,
-}
-
-/// What became of a release offered for later recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Deferral {
-    Waiting,
-    /// It waits, and the stripe is full: fold now.
-    Full,
-    /// Record it now, under the lock.
-    Now,
 }
 
 #[derive(Debug)]
@@ -72,11 +60,7 @@ impl DeferredReleases {
         }
         let mut stripe = self.stripes.local().lock();
         stripe.samples.push(sample);
-        if stripe.samples.len() >= FOLD_AT {
-            Deferral::Full
-        } else {
-            Deferral::Waiting
-        }
+        Deferral::after_push(stripe.samples.len())
     }
 
     /// Samples waiting in the stripes.

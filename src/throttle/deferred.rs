@@ -11,23 +11,7 @@ use parking_lot::Mutex;
 
 use crate::control::{Controller, DeferralWindow};
 use crate::events::ThrottleEvent;
-use crate::util::stripes::Stripes;
-
-/// Samples a stripe holds before the thread that fills it folds every stripe in: few enough
-/// that `Decision::rtt` trails by little, enough that the lock is taken once per many
-/// responses.
-pub(super) const FOLD_AT: usize = 32;
-
-/// What became of a response offered for later recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Deferral {
-    /// It waits in the thread's stripe.
-    Waiting,
-    /// It waits, and the stripe is full: fold the stripes now.
-    Full,
-    /// It must be recorded now (an adjustment may be due, or it may move the breaker).
-    Now,
-}
+use crate::util::stripes::{Deferral, Stripes};
 
 /// The stripes, and the controller's deferral window mirrored in clock nanoseconds
 /// (`until == 0`: none).
@@ -57,25 +41,16 @@ impl DeferredSamples {
     /// The window read may be a moment old; a sample that waits although an adjustment ran
     /// meanwhile counts towards the next one (see `Controller::record_deferred`).
     pub(super) fn offer(&self, rtt: Duration, now: Duration) -> Deferral {
-        let at = nanos(now);
-        if at >= self.until_nanos.load(Ordering::Relaxed)
-            || at < self.from_nanos.load(Ordering::Relaxed)
-            || nanos(rtt) >= self.below_nanos.load(Ordering::Relaxed)
-        {
+        if !self.may_wait(rtt, now) {
             return Deferral::Now;
         }
         let mut stripe = self.stripes.local().lock();
         stripe.push((rtt, now));
-        if stripe.len() >= FOLD_AT {
-            Deferral::Full
-        } else {
-            Deferral::Waiting
-        }
+        Deferral::after_push(stripe.len())
     }
 
-    /// Whether a response would wait now (the window test of `offer`, without offering).
-    #[cfg(test)]
-    pub(super) fn offer_would_wait(&self, rtt: Duration, now: Duration) -> bool {
+    /// Whether a response observed at `now` falls in the mirrored window (`offer`'s test).
+    pub(super) fn may_wait(&self, rtt: Duration, now: Duration) -> bool {
         let at = nanos(now);
         at < self.until_nanos.load(Ordering::Relaxed)
             && at >= self.from_nanos.load(Ordering::Relaxed)
@@ -131,7 +106,7 @@ mod tests {
             clock.advance(Duration::from_millis(advance_ms));
             let now = clock.now();
             let rtt = Duration::from_millis(rtt_ms);
-            let waiting_before = throttle.inner.deferred.offer_would_wait(rtt, now);
+            let waiting_before = throttle.inner.deferred.may_wait(rtt, now);
             deferred += usize::from(waiting_before);
             throttle.record_response(rtt);
             reference.record(rtt, now, &mut events);

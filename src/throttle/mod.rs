@@ -220,10 +220,10 @@ impl AdaptiveThrottle {
     pub(crate) fn record_response_at(&self, rtt: Duration, now: Duration) {
         self.note_recorded(now);
         match self.inner.deferred.offer(rtt, now) {
-            deferred::Deferral::Waiting => {}
+            crate::util::stripes::Deferral::Waiting => {}
             // `with_controller` folds the stripes in first.
-            deferred::Deferral::Full => self.with_controller(now, |_, _| ()),
-            deferred::Deferral::Now => self.with_controller(now, |c, events| {
+            crate::util::stripes::Deferral::Full => self.with_controller(now, |_, _| ()),
+            crate::util::stripes::Deferral::Now => self.with_controller(now, |c, events| {
                 self.hand_demand(c, now);
                 c.record(rtt, now, events)
             }),

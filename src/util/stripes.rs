@@ -9,6 +9,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// folding them stays cheap.
 const MAX_STRIPES: usize = 64;
 
+/// Values a buffering stripe holds before the thread that fills it folds every stripe in: few
+/// enough that what is read trails by little, enough that the shared lock is taken once per
+/// many requests.
+pub(crate) const FOLD_AT: usize = 32;
+
+/// What became of a value offered to a buffering stripe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deferral {
+    /// It waits in the thread's stripe.
+    Waiting,
+    /// It waits, and the stripe is full: fold the stripes now.
+    Full,
+    /// It may not wait: record it now, under the shared lock.
+    Now,
+}
+
+impl Deferral {
+    /// After a push that left `len` values in the stripe.
+    pub(crate) fn after_push(len: usize) -> Self {
+        if len >= FOLD_AT {
+            Self::Full
+        } else {
+            Self::Waiting
+        }
+    }
+}
+
 /// Aligned to two cache lines (what adjacent-line prefetching pulls in together), so two
 /// stripes never share a line.
 #[repr(align(128))]
